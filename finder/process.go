@@ -1,0 +1,136 @@
+// Package finder is the task-finder: it knows which processes map a probed
+// file and records each of them (the process table) before anything arms a
+// probe for it, so a hit never lands on an unknown process.
+package finder
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ErrNoProcess is returned when a process does not exist (or exited while
+// it was being read).
+var ErrNoProcess = errors.New("no such process")
+
+// Process is what the table records of one traced process.
+type Process struct {
+	PID       int       // in our PID namespace
+	NSPID     int       // in the process's own (innermost) PID namespace
+	Comm      string    // /proc/PID/comm at the time it was recorded
+	Exe       string    // /proc/PID/exe target ("" if unreadable: kernel thread, exited)
+	StartTime uint64    // field 22 of /proc/PID/stat, clock ticks since boot: tells a reused PID apart
+	Cgroup    string    // the cgroup v2 path ("0::" line of /proc/PID/cgroup)
+	Maps      []Mapping // where the probed files are mapped, when recorded
+}
+
+// FileOffset turns an address in p into an offset in file, through the
+// mappings known when p was recorded.
+func (p *Process) FileOffset(file FileID, addr uint64) (uint64, bool) {
+	for _, m := range p.Maps {
+		if m.File == file {
+			if off, ok := m.FileOffset(addr); ok {
+				return off, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// ReadProcess records the process pid from procRoot (normally "/proc").
+func ReadProcess(procRoot string, pid int) (*Process, error) {
+	dir := fmt.Sprintf("%s/%d", procRoot, pid)
+	stat, err := os.ReadFile(dir + "/stat")
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errESRCH) {
+			return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+		}
+		return nil, fmt.Errorf("read %s/stat: %w", dir, err)
+	}
+	comm, start, err := parseStat(stat)
+	if err != nil {
+		return nil, fmt.Errorf("%s/stat: %w", dir, err)
+	}
+	p := &Process{PID: pid, NSPID: pid, Comm: comm, StartTime: start}
+	if b, err := os.ReadFile(dir + "/comm"); err == nil {
+		p.Comm = strings.TrimSuffix(string(b), "\n")
+	}
+	p.Exe, _ = os.Readlink(dir + "/exe")
+	if b, err := os.ReadFile(dir + "/status"); err == nil {
+		if ns := parseNSPID(b); ns > 0 {
+			p.NSPID = ns
+		}
+	}
+	if b, err := os.ReadFile(dir + "/cgroup"); err == nil {
+		p.Cgroup = parseCgroup2(b)
+	}
+	return p, nil
+}
+
+// parseStat returns comm and starttime from /proc/PID/stat. comm is in
+// parentheses and may itself contain ") ", so fields are counted after the
+// last ')'.
+func parseStat(b []byte) (comm string, startTime uint64, err error) {
+	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if open < 0 || close < open {
+		return "", 0, errors.New("malformed stat line")
+	}
+	comm = string(b[open+1 : close])
+	fields := strings.Fields(string(b[close+1:]))
+	// fields[0] is field 3 (state); starttime is field 22.
+	const startTimeIndex = 22 - 3
+	if len(fields) <= startTimeIndex {
+		return "", 0, errors.New("stat line too short")
+	}
+	startTime, err = strconv.ParseUint(fields[startTimeIndex], 10, 64)
+	return comm, startTime, err
+}
+
+// parseNSPID returns the last (innermost namespace) pid of the NSpid line.
+func parseNSPID(status []byte) int {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		line := sc.Text()
+		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
+			f := strings.Fields(rest)
+			if len(f) == 0 {
+				return 0
+			}
+			n, _ := strconv.Atoi(f[len(f)-1])
+			return n
+		}
+	}
+	return 0
+}
+
+// parseCgroup2 returns the path of the unified hierarchy line "0::PATH".
+func parseCgroup2(b []byte) string {
+	for _, line := range strings.Split(string(b), "\n") {
+		if path, ok := strings.CutPrefix(line, "0::"); ok {
+			return path
+		}
+	}
+	return ""
+}
+
+// Threads lists the thread ids of pid from /proc/PID/task.
+func Threads(procRoot string, pid int) ([]int, error) {
+	entries, err := os.ReadDir(fmt.Sprintf("%s/%d/task", procRoot, pid))
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errESRCH) {
+			return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+		}
+		return nil, err
+	}
+	tids := make([]int, 0, len(entries))
+	for _, e := range entries {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}

@@ -1,0 +1,157 @@
+// Package targets builds and runs the C test targets under
+// testdata/targets: small programs that call a function a known number of
+// times and print the count themselves. That count is the ground truth the
+// kernel tests compare hits with.
+package targets
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+// RequireKernel skips a test that needs root and a working tracefs with
+// uprobes, unless UPROBECTL_REQUIRE_KERNEL=1 (set by CI), where it fails:
+// a kernel test that cannot run there is a failure, not a skip.
+func RequireKernel(t testing.TB) {
+	t.Helper()
+	reason := ""
+	switch {
+	case os.Geteuid() != 0:
+		reason = "needs root"
+	case !hasUprobeEvents():
+		reason = "needs tracefs with uprobe_events (mount -t tracefs nodev /sys/kernel/tracing)"
+	}
+	if reason == "" {
+		return
+	}
+	if os.Getenv("UPROBECTL_REQUIRE_KERNEL") == "1" {
+		t.Fatalf("kernel test cannot run: %s (UPROBECTL_REQUIRE_KERNEL=1)", reason)
+	}
+	t.Skip(reason)
+}
+
+func hasUprobeEvents() bool {
+	for _, p := range []string{"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events"} {
+		if _, err := os.Stat(p); err == nil {
+			return true
+		}
+	}
+	// Not mounted yet: the tool mounts it itself, so only the kernel's
+	// support matters.
+	b, _ := os.ReadFile("/proc/filesystems")
+	return strings.Contains(string(b), "tracefs")
+}
+
+// Source returns the directory of the C sources.
+func Source() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "..", "..", "testdata", "targets")
+}
+
+// Build compiles the target variant into dir and returns the executable:
+//
+//	counter-pie, counter-nopie, counter-stripped (dynsym only), uselib (+ libcounter.so), mallocer
+func Build(t testing.TB, dir, variant string) string {
+	t.Helper()
+	src := Source()
+	out := filepath.Join(dir, variant)
+	var cmds [][]string
+	switch variant {
+	case "counter-pie":
+		cmds = [][]string{{"gcc", "-O0", "-pie", "-fPIE", "-pthread", "-o", out, filepath.Join(src, "counter.c")}}
+	case "counter-nopie":
+		cmds = [][]string{{"gcc", "-O0", "-no-pie", "-fno-pie", "-pthread", "-o", out, filepath.Join(src, "counter.c")}}
+	case "counter-stripped":
+		cmds = [][]string{
+			{"gcc", "-O0", "-rdynamic", "-pthread", "-o", out, filepath.Join(src, "counter.c")},
+			{"strip", "--strip-all", out},
+		}
+	case "uselib":
+		lib := filepath.Join(dir, "libcounter.so")
+		cmds = [][]string{
+			{"gcc", "-O0", "-shared", "-fPIC", "-o", lib, filepath.Join(src, "libcounter.c")},
+			{"gcc", "-O0", "-o", out, filepath.Join(src, "uselib.c"), "-L" + dir, "-lcounter", "-Wl,-rpath," + dir},
+		}
+	case "mallocer":
+		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "mallocer.c")}}
+	default:
+		t.Fatalf("unknown target variant %q", variant)
+	}
+	for _, c := range cmds {
+		if b, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(c, " "), err, b)
+		}
+	}
+	return out
+}
+
+// Process is a running target waiting for its go line.
+type Process struct {
+	PID   int
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines *bufio.Scanner
+}
+
+// Start runs the target and waits for its "ready PID" line.
+func Start(t testing.TB, path string, args ...string) *Process {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", path, err)
+	}
+	p := &Process{PID: cmd.Process.Pid, cmd: cmd, stdin: stdin, lines: bufio.NewScanner(stdout)}
+	t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+	if !p.lines.Scan() || !strings.HasPrefix(p.lines.Text(), "ready ") {
+		t.Fatalf("%s did not print its ready line: %q", path, p.lines.Text())
+	}
+	return p
+}
+
+// Go lets the target make its calls, waits for it to exit and returns the
+// number of calls it counted itself.
+func (p *Process) Go(t testing.TB) int {
+	t.Helper()
+	fmt.Fprintln(p.stdin, "go")
+	p.stdin.Close()
+	done := make(chan struct{})
+	calls := -1
+	go func() {
+		defer close(done)
+		for p.lines.Scan() {
+			if rest, ok := strings.CutPrefix(p.lines.Text(), "calls "); ok {
+				calls, _ = strconv.Atoi(rest)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Minute):
+		t.Fatalf("target %d did not finish", p.PID)
+	}
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("target %d: %v", p.PID, err)
+	}
+	if calls < 0 {
+		t.Fatalf("target %d printed no call count", p.PID)
+	}
+	return calls
+}

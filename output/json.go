@@ -1,0 +1,201 @@
+package output
+
+import (
+	"io"
+	"strconv"
+	"time"
+	"unicode/utf8"
+
+	"github.com/uprobectl/uprobectl/finder"
+	"github.com/uprobectl/uprobectl/perfevent"
+	"github.com/uprobectl/uprobectl/session"
+)
+
+// JSON writes one JSON object per line. The objects and their fields are a
+// contract with scripts: add fields, never rename or remove them.
+type JSON struct {
+	base
+}
+
+// NewJSON writes JSON lines to w; onError is called once on the first
+// write error.
+func NewJSON(w io.Writer, onError func()) *JSON {
+	return &JSON{base: newBase(w, onError)}
+}
+
+func (j *JSON) Process(event string, p *finder.Process) {
+	b := j.buf[:0]
+	b = append(b, `{"type":"process","event":`...)
+	b = appendString(b, event)
+	b = appendProcess(b, p)
+	b = append(b, "}\n"...)
+	j.buf = b
+	j.write(b)
+}
+
+func appendProcess(b []byte, p *finder.Process) []byte {
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendInt(b, int64(p.PID), 10)
+	b = append(b, `,"nspid":`...)
+	b = strconv.AppendInt(b, int64(p.NSPID), 10)
+	b = append(b, `,"comm":`...)
+	b = appendString(b, p.Comm)
+	b = append(b, `,"exe":`...)
+	b = appendString(b, p.Exe)
+	b = append(b, `,"start_time":`...)
+	b = strconv.AppendUint(b, p.StartTime, 10)
+	b = append(b, `,"cgroup":`...)
+	return appendString(b, p.Cgroup)
+}
+
+func (j *JSON) Ready(probes []*session.Probe, processes int) {
+	b := j.buf[:0]
+	b = append(b, `{"type":"ready","probes":`...)
+	b = strconv.AppendInt(b, int64(len(probes)), 10)
+	b = append(b, `,"processes":`...)
+	b = strconv.AppendInt(b, int64(processes), 10)
+	if len(probes) > 0 {
+		b = append(b, `,"group":`...)
+		b = appendString(b, probes[0].Group())
+	}
+	b = append(b, `,"events":[`...)
+	for i, p := range probes {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"probe":`...)
+		b = appendString(b, p.Name())
+		b = append(b, `,"binary":`...)
+		b = appendString(b, p.Target.Path)
+		b = append(b, `,"symbol":`...)
+		b = appendString(b, p.Target.Symbol)
+		b = append(b, `,"offset":`...)
+		b = strconv.AppendUint(b, p.Target.Offset, 10)
+		b = append(b, `,"return":`...)
+		b = strconv.AppendBool(b, p.Target.Return)
+		b = append(b, '}')
+	}
+	b = append(b, "]}\n"...)
+	j.buf = b
+	j.write(b)
+}
+
+func (j *JSON) Hit(h *session.Hit) {
+	b := j.buf[:0]
+	b = append(b, `{"type":"hit","probe":`...)
+	b = appendString(b, h.Probe.Name())
+	b = append(b, `,"binary":`...)
+	b = appendString(b, h.Probe.Target.Path)
+	b = append(b, `,"symbol":`...)
+	b = appendString(b, h.Probe.Target.Symbol)
+	b = append(b, `,"pid":`...)
+	b = strconv.AppendInt(b, int64(h.Process.PID), 10)
+	b = append(b, `,"tid":`...)
+	b = strconv.AppendInt(b, int64(h.TID), 10)
+	b = append(b, `,"comm":`...)
+	b = appendString(b, h.Process.Comm)
+	b = append(b, `,"cpu":`...)
+	b = strconv.AppendInt(b, int64(h.CPU), 10)
+	b = append(b, `,"time_ns":`...)
+	b = strconv.AppendInt(b, j.wallTime(h.TimeNS), 10)
+	b = append(b, `,"args":{`...)
+	for i, v := range h.Payload.Args {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendString(b, v.Name)
+		b = append(b, ':')
+		b = appendValue(b, v)
+	}
+	b = append(b, '}')
+	if h.Retval != nil {
+		b = append(b, `,"retval":`...)
+		b = appendValue(b, *h.Retval)
+	}
+	b = append(b, "}\n"...)
+	j.buf = b
+	j.write(b)
+}
+
+func (j *JSON) Summary(st session.Stats, elapsed time.Duration) {
+	b := j.buf[:0]
+	b = append(b, `{"type":"summary","hits":`...)
+	b = strconv.AppendUint(b, st.Hits, 10)
+	b = append(b, `,"lost":`...)
+	b = strconv.AppendUint(b, st.Lost, 10)
+	b = append(b, `,"unknown":`...)
+	b = strconv.AppendUint(b, st.Unknown, 10)
+	b = append(b, `,"undecoded":`...)
+	b = strconv.AppendUint(b, st.Undecoded, 10)
+	b = append(b, `,"processes":`...)
+	b = strconv.AppendInt(b, int64(st.Processes), 10)
+	b = append(b, `,"probes":`...)
+	b = strconv.AppendInt(b, int64(st.Probes), 10)
+	b = append(b, `,"duration_ns":`...)
+	b = strconv.AppendInt(b, elapsed.Nanoseconds(), 10)
+	b = append(b, "}\n"...)
+	j.buf = b
+	j.write(b)
+	j.Flush()
+}
+
+// appendValue renders a fetched argument: integers as JSON numbers, hex
+// types as "0x…" strings (their meaning is usually an address), strings as
+// strings, arrays as arrays.
+func appendValue(b []byte, v perfevent.Value) []byte {
+	switch v.Kind {
+	case perfevent.Unsigned:
+		return strconv.AppendUint(b, v.Uint, 10)
+	case perfevent.Signed:
+		return strconv.AppendInt(b, v.Int, 10)
+	case perfevent.Hex:
+		b = append(b, `"0x`...)
+		b = strconv.AppendUint(b, v.Uint, 16)
+		return append(b, '"')
+	case perfevent.Char:
+		return appendString(b, string(rune(byte(v.Uint))))
+	case perfevent.String:
+		return appendString(b, v.Str)
+	case perfevent.Array:
+		b = append(b, '[')
+		for i, e := range v.Elems {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendValue(b, e)
+		}
+		return append(b, ']')
+	}
+	return append(b, "null"...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Bytes that are not valid UTF-8
+// (a target's memory can hold anything) become U+FFFD.
+func appendString(b []byte, s string) []byte {
+	b = append(b, '"')
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				b = append(b, '\\', c)
+			case c < 0x20 || c == 0x7f:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				b = append(b, c)
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, `\ufffd`...)
+		} else {
+			b = append(b, s[i:i+size]...)
+		}
+		i += size
+	}
+	return append(b, '"')
+}

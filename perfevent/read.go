@@ -1,0 +1,211 @@
+package perfevent
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"slices"
+
+	perf "github.com/elastic/go-perf"
+	"golang.org/x/sys/unix"
+)
+
+// RecordKind says what a Record reports.
+type RecordKind uint8
+
+const (
+	KindSample RecordKind = iota + 1 // a uprobe hit: Raw holds the trace event payload
+	KindLost                         // the kernel dropped Lost records: the ring was full
+	KindFork                         // a task was created (needs Options.Task on some event)
+	KindExit                         // a task exited
+	KindComm                         // a task changed its name (Exec: by execve)
+)
+
+// Record is one record of a ring, decoded from the kernel's layout for the
+// sample format every event here shares (TID, TIME, CPU, RAW; sample_id_all).
+type Record struct {
+	Kind RecordKind
+	CPU  int    // CPU of the ring the record was read from
+	PID  uint32 // process (thread group) id
+	TID  uint32 // thread id
+	Time uint64 // CLOCK_MONOTONIC nanoseconds
+
+	Raw []byte // KindSample: the trace event payload; valid only during the handler call
+
+	Lost uint64 // KindLost: number of records dropped
+
+	PPID, PTID uint32 // KindFork, KindExit: parent process and thread
+
+	Comm string // KindComm: the new name
+	Exec bool   // KindComm: the name changed because of execve
+}
+
+// Kernel record types (include/uapi/linux/perf_event.h).
+const (
+	recordLost        = 2
+	recordComm        = 3
+	recordExit        = 4
+	recordFork        = 7
+	recordSample      = 9
+	recordLostSamples = 13
+
+	miscCommExec = 1 << 13
+)
+
+// sampleIDSize is the trailer sample_id_all appends to non-sample records:
+// pid, tid (TID), time (TIME), cpu, reserved (CPU).
+const sampleIDSize = 4 + 4 + 8 + 4 + 4
+
+// pollInterval bounds how long a hit can wait in a ring when the rate is too
+// low to reach the wakeup watermark.
+const pollIntervalMs = 50
+
+// Read delivers the records of every ring, in time order across rings, until
+// ctx is done. After each round it calls afterRound with the time before
+// which every record has now been delivered. It returns without draining:
+// close the perf events and call Drain, so no record written before the
+// close is left unread.
+//
+// Ordering: a ring is ordered by itself; across rings a record is delivered
+// only once every ring has been read past its timestamp. Each round notes
+// the clock before reading; records older than the previous round's start
+// are safe to deliver, because every ring has since been read completely.
+func (r *Rings) Read(ctx context.Context, handle func(*Record), afterRound func(deliveredBefore uint64)) error {
+	pollFDs := make([]unix.PollFd, len(r.anchors))
+	for i, a := range r.anchors {
+		fd, err := a.FD()
+		if err != nil {
+			return err
+		}
+		pollFDs[i] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	}
+	var previousRoundStart uint64
+	for ctx.Err() == nil {
+		roundStart := MonotonicNow()
+		r.readAll()
+		r.deliver(handle, previousRoundStart)
+		afterRound(previousRoundStart)
+		previousRoundStart = roundStart
+		if _, err := unix.Poll(pollFDs, pollIntervalMs); err != nil && !errors.Is(err, unix.EINTR) {
+			return err
+		}
+	}
+	return nil
+}
+
+// Drain delivers every record left in the rings and held back by the merge.
+func (r *Rings) Drain(handle func(*Record)) {
+	r.readAll()
+	r.deliver(handle, ^uint64(0))
+}
+
+// deliver hands out, in time order, the pending records older than before.
+func (r *Rings) deliver(handle func(*Record), before uint64) {
+	slices.SortStableFunc(r.pending, func(a, b Record) int {
+		switch {
+		case a.Time < b.Time:
+			return -1
+		case a.Time > b.Time:
+			return 1
+		}
+		return 0
+	})
+	n := 0
+	for n < len(r.pending) && r.pending[n].Time < before {
+		handle(&r.pending[n])
+		n++
+	}
+	r.pending = slices.Delete(r.pending, 0, n)
+}
+
+// readAll moves every record currently in the rings to r.pending.
+func (r *Rings) readAll() {
+	// A fresh arena per round: held-back records keep the old one alive.
+	r.arena = nil
+	var raw perf.RawRecord
+	for i, a := range r.anchors {
+		for a.HasRecord() {
+			if err := a.ReadRawRecord(context.Background(), &raw); err != nil {
+				break
+			}
+			if rec, ok := r.decodeRecord(r.cpus[i], &raw); ok {
+				r.pending = append(r.pending, rec)
+			}
+		}
+	}
+}
+
+var le = binary.LittleEndian
+
+func (r *Rings) decodeRecord(cpu int, raw *perf.RawRecord) (Record, bool) {
+	d := raw.Data
+	rec := Record{CPU: cpu}
+	switch raw.Header.Type {
+	case recordSample:
+		// pid, tid, time, cpu, res, raw size, raw data.
+		if len(d) < 28 {
+			return rec, false
+		}
+		rec.Kind = KindSample
+		rec.PID, rec.TID, rec.Time = le.Uint32(d[0:]), le.Uint32(d[4:]), le.Uint64(d[8:])
+		size := int(le.Uint32(d[24:]))
+		if 28+size > len(d) {
+			return rec, false
+		}
+		start := len(r.arena)
+		r.arena = append(r.arena, d[28:28+size]...)
+		rec.Raw = r.arena[start:len(r.arena):len(r.arena)]
+		return rec, true
+	case recordLost:
+		if len(d) < 16 {
+			return rec, false
+		}
+		rec.Kind, rec.Lost = KindLost, le.Uint64(d[8:])
+	case recordLostSamples:
+		if len(d) < 8 {
+			return rec, false
+		}
+		rec.Kind, rec.Lost = KindLost, le.Uint64(d[0:])
+	case recordFork, recordExit:
+		if len(d) < 24 {
+			return rec, false
+		}
+		rec.Kind = KindFork
+		if raw.Header.Type == recordExit {
+			rec.Kind = KindExit
+		}
+		rec.PID, rec.PPID, rec.TID, rec.PTID = le.Uint32(d[0:]), le.Uint32(d[4:]), le.Uint32(d[8:]), le.Uint32(d[12:])
+		rec.Time = le.Uint64(d[16:])
+		return rec, true
+	case recordComm:
+		if len(d) < 8+sampleIDSize {
+			return rec, false
+		}
+		rec.Kind = KindComm
+		rec.PID, rec.TID = le.Uint32(d[0:]), le.Uint32(d[4:])
+		name := d[8 : len(d)-sampleIDSize]
+		if i := slices.Index(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		rec.Comm = string(name)
+		rec.Exec = raw.Header.Misc&miscCommExec != 0
+	default:
+		return rec, false
+	}
+	// Non-sample records end with the sample_id trailer.
+	if len(d) >= sampleIDSize {
+		t := d[len(d)-sampleIDSize:]
+		if rec.Kind == KindLost {
+			rec.PID, rec.TID = le.Uint32(t[0:]), le.Uint32(t[4:])
+		}
+		rec.Time = le.Uint64(t[8:])
+	}
+	return rec, true
+}
+
+// MonotonicNow reads the clock every record is stamped with.
+func MonotonicNow() uint64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return uint64(ts.Nano())
+}

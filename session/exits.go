@@ -1,0 +1,84 @@
+package session
+
+import (
+	"context"
+	"errors"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/uprobectl/uprobectl/finder"
+	"github.com/uprobectl/uprobectl/perfevent"
+)
+
+// exitWatcher learns of process exits through pidfds, which become readable
+// when the process exits and, unlike a pid, cannot be confused with a
+// process that reuses the number.
+type exitWatcher struct {
+	pids []int
+	fds  []unix.PollFd
+}
+
+func newExitWatcher(procs map[int]*finder.Process) (*exitWatcher, error) {
+	w := &exitWatcher{}
+	for pid := range procs {
+		fd, err := unix.PidfdOpen(pid, 0)
+		if errors.Is(err, unix.ESRCH) {
+			// Already gone: report it as exited at once.
+			w.pids = append(w.pids, pid)
+			w.fds = append(w.fds, unix.PollFd{Fd: -1})
+			continue
+		}
+		if err != nil {
+			w.close()
+			return nil, err
+		}
+		w.pids = append(w.pids, pid)
+		w.fds = append(w.fds, unix.PollFd{Fd: int32(fd), Events: unix.POLLIN})
+	}
+	return w, nil
+}
+
+// run reports each exit once, then calls allGone when nothing is left to
+// watch. It returns when ctx is done.
+func (w *exitWatcher) run(ctx context.Context, exited func(pid int, at uint64), allGone func()) {
+	live := len(w.pids)
+	for i := range w.fds {
+		if w.fds[i].Fd < 0 {
+			exited(w.pids[i], perfevent.MonotonicNow())
+			live--
+		}
+	}
+	if live == 0 && len(w.pids) > 0 {
+		allGone()
+	}
+	for ctx.Err() == nil && live > 0 {
+		n, err := unix.Poll(w.fds, 100)
+		if err != nil && !errors.Is(err, unix.EINTR) {
+			return
+		}
+		if n <= 0 {
+			continue
+		}
+		now := perfevent.MonotonicNow()
+		for i := range w.fds {
+			if w.fds[i].Fd >= 0 && w.fds[i].Revents != 0 {
+				unix.Close(int(w.fds[i].Fd))
+				w.fds[i].Fd = -1 // poll ignores negative fds
+				exited(w.pids[i], now)
+				live--
+			}
+		}
+		if live == 0 {
+			allGone()
+		}
+	}
+}
+
+func (w *exitWatcher) close() {
+	for i := range w.fds {
+		if w.fds[i].Fd >= 0 {
+			unix.Close(int(w.fds[i].Fd))
+			w.fds[i].Fd = -1
+		}
+	}
+}

@@ -1,0 +1,160 @@
+package session
+
+import (
+	"context"
+	"sync"
+
+	"github.com/uprobectl/uprobectl/finder"
+	"github.com/uprobectl/uprobectl/perfevent"
+)
+
+// Run streams hits to the sink until ctx is done, maxHits hits have been
+// delivered (0: no limit), or — when the session traces --pid processes —
+// every one of them has exited. Call Close afterwards: it drains what is
+// still in the rings.
+func (s *Session) Run(ctx context.Context, maxHits uint64) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	s.stop = cancel
+	s.maxHits = maxHits
+	watcher, err := newExitWatcher(s.table.All())
+	if err != nil {
+		return err
+	}
+	defer watcher.close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		watcher.run(ctx, func(pid int, at uint64) {
+			s.mu.Lock()
+			s.exits = append(s.exits, exitEvent{pid, at})
+			s.mu.Unlock()
+		}, func() {
+			if len(s.cfg.PIDs) > 0 {
+				cancel() // every traced process is gone
+			}
+		})
+	}()
+	err = s.rings.Read(ctx, s.handle, s.afterRound)
+	cancel()
+	wg.Wait()
+	return err
+}
+
+// exitEvent is an exit seen by the watcher, reported once the reader has
+// delivered everything recorded before it.
+type exitEvent struct {
+	pid int
+	at  uint64 // CLOCK_MONOTONIC
+}
+
+// handle is the hit path: it runs for every record, on the reader
+// goroutine, and takes no lock.
+func (s *Session) handle(rec *perfevent.Record) {
+	switch rec.Kind {
+	case perfevent.KindLost:
+		s.lost.Add(rec.Lost)
+		return
+	case perfevent.KindSample:
+	default:
+		return
+	}
+	if s.maxHits > 0 && s.hits.Load() >= s.maxHits {
+		return
+	}
+	te := s.byID[perfevent.EventType(rec.Raw)]
+	if te == nil {
+		s.undecoded.Add(1)
+		return
+	}
+	proc := s.table.Lookup(int(rec.PID))
+	if proc == nil {
+		s.unknown.Add(1)
+		return
+	}
+	payload, err := te.decoder.Decode(rec.Raw)
+	if err != nil {
+		s.undecoded.Add(1)
+		return
+	}
+	pr := s.probeOf(te, proc, payload)
+	if pr == nil {
+		s.unresolved.Add(1)
+		return
+	}
+	h := Hit{Probe: pr, Process: proc, TID: int(rec.TID), CPU: rec.CPU, TimeNS: rec.Time, Payload: payload}
+	if te.retval != "" {
+		for i := range payload.Args {
+			if payload.Args[i].Name == te.retval {
+				h.Retval = &payload.Args[i]
+			}
+		}
+	}
+	s.sink.Hit(&h)
+	if n := s.hits.Add(1); s.maxHits > 0 && n >= s.maxHits && s.stop != nil {
+		s.stop()
+	}
+}
+
+// probeOf tells which probe of a trace event was hit, from the probed
+// address and the process's mappings of the file. A mapping made after the
+// process was recorded (dlopen) is read then, once, off the hit path's
+// usual route.
+func (s *Session) probeOf(te *traceEvent, proc *finder.Process, payload perfevent.Payload) *Probe {
+	if len(te.probes) == 1 {
+		return te.probes[0]
+	}
+	addr := payload.IP
+	if te.decoder.Return {
+		addr = payload.Func
+	}
+	if off, ok := proc.FileOffset(te.file, addr); ok {
+		return te.byOffset[off]
+	}
+	maps, err := finder.Mappings(s.procRoot(), proc.PID, s.files)
+	if err != nil {
+		return nil
+	}
+	updated := *proc
+	updated.Maps = maps
+	s.table.Add(&updated)
+	if off, ok := updated.FileOffset(te.file, addr); ok {
+		return te.byOffset[off]
+	}
+	return nil
+}
+
+// afterRound runs on the reader goroutine after each delivery round:
+// processes whose exit is older than everything delivered can make no more
+// hits, so their exit is reported and their perf events closed.
+func (s *Session) afterRound(deliveredBefore uint64) {
+	s.mu.Lock()
+	var done []exitEvent
+	kept := s.exits[:0]
+	for _, e := range s.exits {
+		if e.at < deliveredBefore {
+			done = append(done, e)
+		} else {
+			kept = append(kept, e)
+		}
+	}
+	s.exits = kept
+	var closing []*perfevent.Attachment
+	for _, e := range done {
+		closing = append(closing, s.attachments[e.pid]...)
+		delete(s.attachments, e.pid)
+	}
+	s.mu.Unlock()
+	for _, e := range done {
+		if p := s.table.Lookup(e.pid); p != nil {
+			s.sink.Process("exit", p)
+		}
+	}
+	if len(closing) > 0 {
+		// Closing may wait for a grace period; keep the reader reading.
+		s.closers.Add(1)
+		go func() { defer s.closers.Done(); closeAll(closing) }()
+	}
+	s.sink.Flush()
+}
