@@ -1,0 +1,389 @@
+package probe
+
+import (
+	"bufio"
+	"bytes"
+	"cmp"
+	"debug/elf"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// libraryDirs are searched after the loader cache, in this order: the
+// Debian multiarch directories first, then the classic ones.
+var libraryDirs = []string{
+	"/lib/x86_64-linux-gnu", "/usr/lib/x86_64-linux-gnu",
+	"/lib64", "/usr/lib64", "/lib", "/usr/lib",
+}
+
+// ResolveLibrary resolves a name without '/' to the ELF file it means, the
+// way the dynamic loader would, and returns that file's path with every
+// symlink resolved (the kernel binds a uprobe to the inode anyway).
+//
+// "libc.so.6" is an exact soname. A name without ".so", such as "libc",
+// means the best "libc.so*": the soname "libc.so.6" (the highest major
+// version when there are several) before longer versions and before the
+// unversioned development link "libc.so" (often a linker script: only
+// x86-64 ELF files are taken). Names are looked up in order:
+//
+//  1. when opts.PID > 0, the files mapped by that process (/proc/PID/maps),
+//     by file name, then for a soname by each mapped file's DT_SONAME;
+//  2. for a name that does not look like a library (no "lib" prefix, no
+//     ".so"), such as "bash": the directories of $PATH;
+//  3. /etc/ld.so.cache (x86-64 entries; plain entries before glibc-hwcaps
+//     variants);
+//  4. the standard directories /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu
+//     /lib64 /usr/lib64 /lib /usr/lib.
+//
+// When opts.Root is set, every path above except /proc/PID/maps is read
+// inside Root (absolute symlinks start again at Root), and the returned path
+// starts with Root. A process in another mount namespace needs
+// Root=/proc/PID/root for the paths of its maps to make sense.
+//
+// Errors wrap [ErrLibraryNotFound] (and name every place searched),
+// [ErrBadSpec] for a name that is not a plain file name, or [ErrBadPath]
+// when the file found has a name that cannot be written to uprobe_events.
+func ResolveLibrary(name string, opts ResolveOptions) (string, error) {
+	if name == "" || name == "." || name == ".." || strings.ContainsRune(name, '/') {
+		return "", newError(ErrBadSpec, "%q is not a library or program name; give a path with '/' instead", name)
+	}
+	for i := 0; i < len(name); i++ {
+		if why := unsafeByte(name[i]); why != "" {
+			return "", newError(ErrBadSpec, "library name %q contains %s at position %d", name, why, i+1)
+		}
+	}
+	r := &libResolver{name: name, root: cleanRoot(opts.Root), pid: opts.PID}
+	isLibrary := strings.HasPrefix(name, "lib") || strings.Contains(name, ".so")
+	sources := []func() string{}
+	if opts.PID > 0 {
+		sources = append(sources, r.fromMaps)
+	}
+	if !isLibrary {
+		sources = append(sources, r.fromPATH)
+	}
+	sources = append(sources, r.fromLDCache, r.fromDirs)
+	for _, source := range sources {
+		if p := source(); p != "" {
+			// A symlink may lead to a name the kernel text cannot carry.
+			if err := checkKernelPath(p); err != nil {
+				return "", err
+			}
+			return p, nil
+		}
+	}
+	what := "library"
+	if !isLibrary {
+		what = "program or library"
+	}
+	where := strings.Join(r.looked, ", ")
+	if r.root != "" {
+		where += " (under " + r.root + ")"
+	}
+	hint := "give its path instead"
+	if st, err := os.Stat(name); r.root == "" && err == nil && st.Mode().IsRegular() {
+		hint = "did you mean ./" + name + "? A name without '/' is looked up like a library"
+	}
+	return "", newError(ErrLibraryNotFound, "%s %q not found in %s; %s", what, name, where, hint)
+}
+
+// libResolver holds one ResolveLibrary lookup.
+type libResolver struct {
+	name   string
+	root   string // "" for the host root, else a clean directory
+	pid    int
+	looked []string // the places searched, for the error message
+}
+
+// fromMaps looks among the files the process has mapped.
+func (r *libResolver) fromMaps() string {
+	mapsPath := fmt.Sprintf("/proc/%d/maps", r.pid)
+	r.looked = append(r.looked, mapsPath)
+	f, err := os.Open(mapsPath)
+	if err != nil {
+		// The process may be gone or hidden: the other sources still apply.
+		r.looked[len(r.looked)-1] += " (unreadable)"
+		return ""
+	}
+	paths := mapsFilePaths(f)
+	f.Close()
+	var byName []string
+	for _, p := range paths {
+		if _, _, ok := libNameRank(r.name, path.Base(p)); ok {
+			byName = append(byName, p)
+		}
+	}
+	if p := r.first(r.rank(byName)); p != "" {
+		return p
+	}
+	if !strings.Contains(r.name, ".so") {
+		return ""
+	}
+	// Old glibc maps libc-2.31.so, whose soname is libc.so.6.
+	for _, p := range paths {
+		if soname(r.hostPath(p)) == r.name {
+			if p := r.first([]string{p}); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+// fromPATH looks in the directories of $PATH, for program names.
+func (r *libResolver) fromPATH() string {
+	r.looked = append(r.looked, "$PATH")
+	var candidates []string
+	for _, dir := range filepath.SplitList(os.Getenv("PATH")) {
+		if path.IsAbs(dir) {
+			candidates = append(candidates, path.Join(dir, r.name))
+		}
+	}
+	return r.first(candidates)
+}
+
+// fromLDCache looks in the loader cache.
+func (r *libResolver) fromLDCache() string {
+	const cachePath = "/etc/ld.so.cache"
+	r.looked = append(r.looked, cachePath)
+	data, err := os.ReadFile(r.hostPath(cachePath))
+	if err != nil {
+		r.looked[len(r.looked)-1] += " (unreadable)"
+		return ""
+	}
+	entries, err := parseLDCache(data)
+	if err != nil {
+		r.looked[len(r.looked)-1] += " (unparsable)"
+		return ""
+	}
+	type candidate struct {
+		entry ldCacheEntry
+		rank  int
+		ver   int
+	}
+	var found []candidate
+	for _, e := range entries {
+		if !e.isX8664() {
+			continue
+		}
+		if rank, ver, ok := libNameRank(r.name, e.Name); ok {
+			found = append(found, candidate{e, rank, ver})
+		}
+	}
+	slices.SortStableFunc(found, func(a, b candidate) int {
+		return cmp.Or(cmp.Compare(a.rank, b.rank), cmp.Compare(b.ver, a.ver),
+			cmp.Compare(boolInt(a.entry.HWCap != 0), boolInt(b.entry.HWCap != 0)))
+	})
+	var paths []string
+	for _, c := range found {
+		paths = append(paths, c.entry.Path)
+	}
+	return r.first(paths)
+}
+
+// fromDirs looks in the standard library directories.
+func (r *libResolver) fromDirs() string {
+	var candidates []string
+	for _, dir := range libraryDirs {
+		r.looked = append(r.looked, dir)
+		entries, err := os.ReadDir(r.hostPath(dir))
+		if err != nil {
+			continue
+		}
+		var names []string
+		for _, e := range entries {
+			if _, _, ok := libNameRank(r.name, e.Name()); ok {
+				names = append(names, path.Join(dir, e.Name()))
+			}
+		}
+		candidates = append(candidates, r.rank(names)...)
+	}
+	return r.first(candidates)
+}
+
+// rank orders paths by how well their file names match the wanted name.
+func (r *libResolver) rank(paths []string) []string {
+	out := slices.Clone(paths)
+	slices.SortStableFunc(out, func(a, b string) int {
+		ra, va, _ := libNameRank(r.name, path.Base(a))
+		rb, vb, _ := libNameRank(r.name, path.Base(b))
+		return cmp.Or(cmp.Compare(ra, rb), cmp.Compare(vb, va))
+	})
+	return out
+}
+
+// first returns the first candidate (a path inside the root) that is an
+// x86-64 ELF file, resolved to its real path on the host; "" if none is.
+func (r *libResolver) first(candidates []string) string {
+	for _, c := range candidates {
+		real, err := resolveInRoot(r.root, c)
+		if err == nil && isX8664ELF(real) {
+			return real
+		}
+	}
+	return ""
+}
+
+func (r *libResolver) hostPath(p string) string { return r.root + p }
+
+// libNameRank says whether the file name base can be what name means, and
+// how well: lower rank first, then higher version. An exact match is always
+// best. A name without ".so" (libc) also matches, in order, libc.so.N,
+// libc.so.N.M..., libc.so and the old glibc style libc-2.31.so.
+func libNameRank(name, base string) (rank, version int, ok bool) {
+	if base == name {
+		return 0, 0, true
+	}
+	if strings.Contains(name, ".so") {
+		return 0, 0, false
+	}
+	stem := name + ".so"
+	switch {
+	case strings.HasPrefix(base, stem+"."):
+		v := base[len(stem)+1:]
+		if n, err := strconv.Atoi(v); err == nil && allDigits(v) {
+			return 1, n, true
+		}
+		major, _, _ := strings.Cut(v, ".")
+		n, _ := strconv.Atoi(major)
+		return 2, n, true
+	case base == stem:
+		return 3, 0, true
+	case strings.HasPrefix(base, name+"-") && strings.HasSuffix(base, ".so"):
+		return 4, 0, true
+	}
+	return 0, 0, false
+}
+
+// mapsFilePaths returns the distinct files mapped in a /proc/PID/maps
+// listing, in order of first appearance. Anonymous and pseudo mappings
+// ([heap], [vdso]) and deleted files are skipped.
+func mapsFilePaths(r io.Reader) []string {
+	seen := map[string]bool{}
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
+	for sc.Scan() {
+		// address perms offset dev inode pathname; the pathname may hold spaces.
+		line := sc.Text()
+		rest := line
+		for i := 0; i < 5; i++ {
+			rest = strings.TrimLeft(rest, " ")
+			_, rest, _ = strings.Cut(rest, " ")
+		}
+		p := strings.TrimLeft(rest, " ")
+		if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, " (deleted)") || seen[p] {
+			continue
+		}
+		seen[p] = true
+		out = append(out, p)
+	}
+	return out
+}
+
+// soname returns the DT_SONAME of the ELF file at p, or "".
+func soname(p string) string {
+	f, err := elf.Open(p)
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	names, err := f.DynString(elf.DT_SONAME)
+	if err != nil || len(names) == 0 {
+		return ""
+	}
+	return names[0]
+}
+
+// isX8664ELF reports whether p is a regular file with the ELF header of a
+// 64-bit little-endian x86-64 object: a 32-bit library of the same name in
+// /usr/lib, or a linker script such as libc.so, is not what a name means.
+func isX8664ELF(p string) bool {
+	f, err := os.Open(p)
+	if err != nil {
+		return false
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err != nil || !st.Mode().IsRegular() {
+		return false
+	}
+	var h [20]byte
+	if _, err := io.ReadFull(f, h[:]); err != nil {
+		return false
+	}
+	return bytes.Equal(h[:4], []byte(elf.ELFMAG)) &&
+		elf.Class(h[elf.EI_CLASS]) == elf.ELFCLASS64 && elf.Data(h[elf.EI_DATA]) == elf.ELFDATA2LSB &&
+		elf.Machine(binary.LittleEndian.Uint16(h[18:])) == elf.EM_X86_64
+}
+
+// cleanRoot returns "" for the host root and a clean path otherwise.
+func cleanRoot(root string) string {
+	if root == "" || filepath.Clean(root) == "/" {
+		return ""
+	}
+	return filepath.Clean(root)
+}
+
+// maxSymlinks is the kernel's MAXSYMLINKS: more links than this is a loop.
+const maxSymlinks = 40
+
+// resolveInRoot resolves every symlink of p, an absolute path as seen inside
+// root, the way a process chrooted to root would: an absolute link target
+// starts again at root and ".." never climbs above it. It returns the host
+// path root+resolved. With root "" it is filepath.EvalSymlinks.
+func resolveInRoot(root, p string) (string, error) {
+	if root == "" {
+		return filepath.EvalSymlinks(p)
+	}
+	cur, rest, links := "/", p, 0
+	for rest != "" {
+		var comp string
+		comp, rest, _ = strings.Cut(rest, "/")
+		switch comp {
+		case "", ".":
+			continue
+		case "..":
+			cur = path.Dir(cur)
+			continue
+		}
+		next := path.Join(cur, comp)
+		st, err := os.Lstat(root + next)
+		if err != nil {
+			return "", err
+		}
+		if st.Mode()&fs.ModeSymlink == 0 {
+			cur = next
+			continue
+		}
+		if links++; links > maxSymlinks {
+			return "", &fs.PathError{Op: "resolve", Path: root + p, Err: errors.New("too many levels of symbolic links")}
+		}
+		target, err := os.Readlink(root + next)
+		if err != nil {
+			return "", err
+		}
+		if path.IsAbs(target) {
+			cur = "/"
+		}
+		rest = target + "/" + rest
+	}
+	if cur == "/" {
+		return root, nil
+	}
+	return root + cur, nil
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

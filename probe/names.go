@@ -1,0 +1,75 @@
+package probe
+
+import (
+	"fmt"
+	"strings"
+)
+
+// maxEventNameLen is the longest tracefs event name we make (the kernel's
+// MAX_EVENT_NAME_LEN is 64 including the NUL).
+const maxEventNameLen = 63
+
+// AssignEventNames sets Target.Event for every target to a name that is
+// unique within targets and valid for tracefs: [A-Za-z0-9_] only, starting
+// with a letter or '_', at most 63 characters.
+//
+// The name is the symbol, sanitized (malloc); "_0x10" is appended for a
+// symbol offset (malloc_0x10) and a raw file offset gives off_0x1139; a
+// return probe ends in "__return". Duplicates get "_2", "_3", ... in the
+// order of targets. Events already set are overwritten.
+func AssignEventNames(targets []Target) {
+	used := make(map[string]bool, len(targets))
+	for i := range targets {
+		t := &targets[i]
+		base := eventBase(t)
+		suffix := ""
+		if t.Return {
+			suffix = "__return"
+		}
+		name := fitName(base, suffix)
+		for n := 2; used[name]; n++ {
+			name = fitName(base, fmt.Sprintf("_%d%s", n, suffix))
+		}
+		used[name] = true
+		t.Event = name
+	}
+}
+
+// eventBase is the event name before its suffixes.
+func eventBase(t *Target) string {
+	if t.Symbol == "" {
+		return fmt.Sprintf("off_0x%x", t.Offset)
+	}
+	base := sanitizeEventName(t.Symbol)
+	if t.Spec != nil && t.Spec.SymbolOffset != 0 {
+		base += fmt.Sprintf("_0x%x", t.Spec.SymbolOffset)
+	}
+	return base
+}
+
+// sanitizeEventName maps every byte outside [A-Za-z0-9_] to '_' and makes
+// sure the name does not start with a digit.
+func sanitizeEventName(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	name := b.String()
+	if name == "" || name[0] >= '0' && name[0] <= '9' {
+		name = "_" + name
+	}
+	return name
+}
+
+// fitName joins base and suffix, cutting base so that the result fits.
+func fitName(base, suffix string) string {
+	if len(base)+len(suffix) > maxEventNameLen {
+		base = base[:maxEventNameLen-len(suffix)]
+	}
+	return base + suffix
+}

@@ -1,0 +1,309 @@
+package probe
+
+import (
+	"cmp"
+	"errors"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// Target is one concrete probe location after resolution (a glob gives
+// many). The orchestrator writes it to uprobe_events as
+// "p:GROUP/Event Path:0xOffset Args[i].Fetch()..." ("r:" when Return).
+type Target struct {
+	Spec   *Spec  // the spec it came from
+	Path   string // absolute path of the ELF file actually probed (symlinks resolved)
+	Symbol string // the concrete symbol ("" for a raw file offset)
+	Offset uint64 // file offset the kernel gets: PATH:0xOffset
+	Return bool   // a return probe (uretprobe)
+	Args   []Arg  // the spec's fetch arguments
+	Event  string // event name for tracefs, set by AssignEventNames
+}
+
+// ResolveOptions tune Resolve and ResolveLibrary.
+type ResolveOptions struct {
+	PID   int    // when >0, library names may be resolved through /proc/PID/maps
+	Root  string // "" or "/"; else resolve PATH inside this root (e.g. /proc/PID/root)
+	Force bool   // allow offsets not proven to be instruction boundaries, and GNU ifunc resolvers
+}
+
+// Resolve finds the file and the file offsets a spec means.
+//
+// The path is resolved (a name without '/' through [ResolveLibrary]; a
+// relative path against the working directory, refused with opts.Root) to a
+// regular x86-64 ELF file with all symlinks resolved inside opts.Root.
+//
+// A symbol or glob gives one Target per distinct function offset, sorted by
+// offset:
+//   - without @VERSION, a default-version symbol is preferred to hidden
+//     (compatibility) versions of the same name;
+//   - several names at one offset (aliases such as __libc_malloc and malloc)
+//     give one target, named by the first of: exported (.dynsym) before
+//     local, fewer leading underscores, shorter, alphabetical;
+//   - a GNU indirect function (memcpy in glibc) is refused with [ErrIFunc]
+//     (its address is the resolver, which runs once at load time) unless
+//     opts.Force; a glob skips them silently when it matches anything else.
+//
+// SYMBOL+OFF and PATH:0xFILEOFFSET must be proven instruction boundaries by
+// decoding the function from its entry ([ErrUnsafeOffset] otherwise, unless
+// opts.Force). A file offset must lie in an executable segment, even with
+// Force. A %return probe on a file offset must be a function entry (unless
+// Force).
+//
+// Errors wrap fs.ErrNotExist, [ErrNotELF], [ErrWrongArch], [ErrNoSymbols],
+// [ErrSymbolNotFound], [ErrIFunc], [ErrUnsafeOffset], [ErrLibraryNotFound],
+// [ErrBadPath] or [ErrBadSpec].
+func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
+	// A Spec may have been built by hand rather than by ParseSpec: what goes
+	// to the kernel is checked again.
+	for _, a := range spec.Args {
+		if err := checkKernelArg(a); err != nil {
+			return nil, err
+		}
+	}
+	file, err := resolvePath(spec.Path, opts)
+	if err != nil {
+		return nil, err
+	}
+	img, err := openELF(file)
+	if err != nil {
+		return nil, err
+	}
+	defer img.Close()
+	syms, err := img.symbols()
+	// Without symbols nothing can be proven, but a forced raw offset needs none.
+	if err != nil && !(errors.Is(err, ErrNoSymbols) && spec.HasFileOffset && opts.Force) {
+		return nil, err
+	}
+
+	sp := &spec
+	var targets []Target
+	if spec.HasFileOffset {
+		t, err := img.resolveFileOffset(sp, syms, opts)
+		if err != nil {
+			return nil, err
+		}
+		targets = []Target{t}
+	} else {
+		targets, err = img.resolveSymbol(sp, syms, opts)
+		if err != nil {
+			return nil, err
+		}
+	}
+	for i := range targets {
+		targets[i].Spec = sp
+		targets[i].Path = file
+		targets[i].Return = spec.Return
+		targets[i].Args = slices.Clone(spec.Args)
+	}
+	return targets, nil
+}
+
+// checkKernelArg refuses an argument whose kernel text could change the
+// uprobe_events command.
+func checkKernelArg(a Arg) error {
+	text := a.Fetch()
+	if !isCIdent(a.Name) || a.Expr == "" {
+		return newError(ErrBadArg, "bad fetch argument %q: name %q, expression %q", text, a.Name, a.Expr)
+	}
+	for i := 0; i < len(text); i++ {
+		if why := unsafeByte(text[i]); why != "" {
+			return newError(ErrBadArg, "bad fetch argument %q: %s at position %d", text, why, i+1)
+		}
+	}
+	return nil
+}
+
+// resolvePath turns the spec's path into the real path of a regular file
+// that can be written to uprobe_events. Paths are checked for bytes the
+// kernel text cannot carry before they are used or printed, both as given
+// and once symlinks are resolved.
+func resolvePath(p string, opts ResolveOptions) (string, error) {
+	if err := checkKernelPath(p); err != nil {
+		return "", err
+	}
+	if !strings.ContainsRune(p, '/') {
+		return ResolveLibrary(p, opts) // checked the same way
+	}
+	root := cleanRoot(opts.Root)
+	abs := p
+	if !filepath.IsAbs(p) {
+		if root != "" {
+			return "", newError(ErrBadSpec, "%s is a relative path; with a root (%s) give the absolute path inside it", p, root)
+		}
+		var err error
+		if abs, err = filepath.Abs(p); err != nil {
+			return "", fileError(p, err)
+		}
+	}
+	real, err := resolveInRoot(root, path.Clean(abs))
+	if err != nil {
+		return "", fileError(root+abs, err)
+	}
+	if err := checkKernelPath(real); err != nil {
+		return "", err
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return "", fileError(real, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", newError(ErrNotELF, "%s is not a regular file", real)
+	}
+	return real, nil
+}
+
+// resolveSymbol resolves a symbol or glob to one target per offset.
+func (img *elfImage) resolveSymbol(spec *Spec, syms []Symbol, opts ResolveOptions) ([]Target, error) {
+	matches := matchSymbols(syms, spec.Symbol, spec.IsGlob())
+	if len(matches) == 0 {
+		return nil, img.notFound(spec)
+	}
+	if !opts.Force {
+		plain := slices.DeleteFunc(slices.Clone(matches), func(s Symbol) bool { return s.IFunc })
+		if len(plain) == 0 {
+			return nil, newError(ErrIFunc,
+				"%s in %s is a GNU indirect function: its address is a resolver that runs once at load time, not %s itself; probe one of its implementations (list them: uprobectl symbols %s '*%s*'), or pass --force to probe the resolver",
+				matches[0].Name, img.path, matches[0].Name, img.path, matches[0].Name)
+		}
+		matches = plain
+	}
+	matches = onePerOffset(matches)
+
+	targets := make([]Target, 0, len(matches))
+	for _, s := range matches {
+		if _, ok := img.execSegment(s.Offset + spec.SymbolOffset); !ok {
+			return nil, newError(ErrUnsafeOffset, "%s+0x%x in %s is not in an executable segment, so it can never be hit",
+				s.Name, spec.SymbolOffset, img.path)
+		}
+		if spec.SymbolOffset != 0 && !opts.Force {
+			if err := img.boundaryError(s, spec.SymbolOffset); err != nil {
+				return nil, newError(ErrUnsafeOffset,
+					"%s+0x%x in %s is not a proven instruction boundary: %v; pass --force if you are sure",
+					s.Name, spec.SymbolOffset, img.path, err)
+			}
+		}
+		targets = append(targets, Target{Symbol: s.Name, Offset: s.Offset + spec.SymbolOffset})
+	}
+	return targets, nil
+}
+
+// notFound explains a symbol or glob that matched nothing.
+func (img *elfImage) notFound(spec *Spec) error {
+	stripped := img.strippedNote()
+	if spec.IsGlob() {
+		return newError(ErrSymbolNotFound, "no function matches %q in %s (list them: uprobectl symbols %s)%s",
+			spec.Symbol, img.path, img.path, stripped)
+	}
+	hint, _, _ := strings.Cut(spec.Symbol, "@")
+	if len(hint) > 4 {
+		hint = hint[:4]
+	}
+	return newError(ErrSymbolNotFound, "symbol %q not found in %s (list them: uprobectl symbols %s '%s*')%s",
+		spec.Symbol, img.path, img.path, hint, stripped)
+}
+
+// strippedNote is added to messages about symbols of a stripped file.
+func (img *elfImage) strippedNote() string {
+	if img.elf.Section(".symtab") == nil {
+		return "; the file is stripped, so only its exported functions are known"
+	}
+	return ""
+}
+
+// matchSymbols returns the functions a symbol or glob means. "name@VER" and
+// "name@@VER" select a version; otherwise a name's hidden versions are
+// dropped when it has a default or unversioned one.
+func matchSymbols(syms []Symbol, want string, glob bool) []Symbol {
+	name, version, hasVersion := strings.Cut(want, "@")
+	version = strings.TrimPrefix(version, "@")
+	var out []Symbol
+	for _, s := range syms {
+		if hasVersion && s.Version != version {
+			continue
+		}
+		if glob {
+			if ok, _ := path.Match(name, s.Name); !ok {
+				continue
+			}
+		} else if s.Name != name {
+			continue
+		}
+		out = append(out, s)
+	}
+	if hasVersion {
+		return out
+	}
+	visible := map[string]bool{}
+	for _, s := range out {
+		if !s.Hidden {
+			visible[s.Name] = true
+		}
+	}
+	return slices.DeleteFunc(out, func(s Symbol) bool { return s.Hidden && visible[s.Name] })
+}
+
+// onePerOffset keeps one symbol per offset, by the documented preference,
+// sorted by offset.
+func onePerOffset(syms []Symbol) []Symbol {
+	sorted := slices.Clone(syms)
+	slices.SortStableFunc(sorted, func(a, b Symbol) int {
+		return cmp.Or(cmp.Compare(a.Offset, b.Offset), preferName(a, b))
+	})
+	return slices.CompactFunc(sorted, func(a, b Symbol) bool { return a.Offset == b.Offset })
+}
+
+// preferName orders aliases: exported first, then fewer leading
+// underscores, then shorter, then alphabetical.
+func preferName(a, b Symbol) int {
+	underscores := func(s string) int { return len(s) - len(strings.TrimLeft(s, "_")) }
+	return cmp.Or(
+		cmp.Compare(boolInt(!a.Dynamic), boolInt(!b.Dynamic)),
+		cmp.Compare(underscores(a.Name), underscores(b.Name)),
+		cmp.Compare(len(a.Name), len(b.Name)),
+		strings.Compare(a.Name, b.Name),
+	)
+}
+
+// resolveFileOffset checks a PATH:0xFILEOFFSET spec.
+func (img *elfImage) resolveFileOffset(spec *Spec, syms []Symbol, opts ResolveOptions) (Target, error) {
+	off := spec.FileOffset
+	t := Target{Offset: off}
+	if _, ok := img.execSegment(off); !ok {
+		return t, newError(ErrUnsafeOffset,
+			"offset 0x%x is not in an executable segment of %s, so it can never be hit (see readelf -lW %s)",
+			off, img.path, img.path)
+	}
+	var inside *Symbol
+	for i := range syms {
+		s := &syms[i]
+		if s.Offset == off {
+			return t, nil // a function entry
+		}
+		if s.Offset < off && off-s.Offset < s.Size && (inside == nil || s.Offset > inside.Offset) {
+			inside = s
+		}
+	}
+	if opts.Force {
+		return t, nil
+	}
+	switch {
+	case inside == nil:
+		return t, newError(ErrUnsafeOffset,
+			"offset 0x%x is not inside any function known to the symbol tables of %s, so it cannot be proven an instruction boundary; pass --force if you are sure%s",
+			off, img.path, img.strippedNote())
+	case spec.Return:
+		return t, newError(ErrUnsafeOffset,
+			"offset 0x%x is inside function %s (0x%x..0x%x), not at its entry; a %%return probe must be on a function entry",
+			off, inside.Name, inside.Offset, inside.Offset+inside.Size)
+	}
+	if err := img.boundaryError(*inside, off-inside.Offset); err != nil {
+		return t, newError(ErrUnsafeOffset,
+			"offset 0x%x is inside function %s (0x%x..0x%x), not a proven instruction boundary: %v; pass --force if you are sure",
+			off, inside.Name, inside.Offset, inside.Offset+inside.Size, err)
+	}
+	return t, nil
+}
