@@ -31,6 +31,8 @@ var (
 	// ErrUnsafeOffset: the offset could not be proven to be an instruction
 	// boundary inside a function (or is otherwise unsafe to probe).
 	ErrUnsafeOffset = errors.New("unsafe probe offset")
+	// ErrRefused: the kernel will not put a uprobe on that instruction.
+	ErrRefused = errors.New("instruction refused by uprobes")
 	// ErrLibraryNotFound: a library or program name could not be resolved to
 	// a file.
 	ErrLibraryNotFound = errors.New("library not found")

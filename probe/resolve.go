@@ -186,7 +186,19 @@ func (img *elfImage) resolveSymbol(spec *Spec, syms []Symbol, opts ResolveOption
 					s.Name, spec.SymbolOffset, img.path, err)
 			}
 		}
+		if why := img.kernelRefuses(s.Offset + spec.SymbolOffset); why != "" {
+			if spec.IsGlob() {
+				// A glob takes what can be probed and names the rest.
+				spec.Skipped = append(spec.Skipped, s.Name+": "+why)
+				continue
+			}
+			return nil, newError(ErrRefused, "the kernel cannot put a uprobe on %s+0x%x in %s: %s; probe a later instruction (SYMBOL+OFF) or the caller",
+				s.Name, spec.SymbolOffset, img.path, why)
+		}
 		targets = append(targets, Target{Symbol: s.Name, Offset: s.Offset + spec.SymbolOffset})
+	}
+	if len(targets) == 0 {
+		return nil, newError(ErrRefused, "the kernel cannot put a uprobe on any function that matches %q in %s", spec.Symbol, img.path)
 	}
 	return targets, nil
 }

@@ -33,6 +33,10 @@ type Spec struct {
 	HasFileOffset bool   // the PATH:0xOFF form was used
 	Return        bool   // %return
 	Args          []Arg  // validated and translated fetch arguments
+
+	// Skipped is set by Resolve on the Spec its Targets point to: the
+	// functions a glob matched that the kernel cannot probe, each with why.
+	Skipped []string
 }
 
 // IsGlob reports whether Symbol is a pattern rather than one name.

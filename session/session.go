@@ -48,14 +48,15 @@ func (p *Probe) Name() string { return p.Target.Event }
 // Group is the tracefs group of the probe's trace event.
 func (p *Probe) Group() string { return p.trace.event.Group }
 
-// traceEvent is one trace event in tracefs. All the probes of one probe
-// word (a glob gives hundreds) share one trace event, as the kernel allows
-// for probes with the same fetch args: opening and closing a perf event
+// traceEvent is one trace event in tracefs. All the probes of one file
+// with the same kind and fetch args share one trace event, as the kernel
+// allows (a glob gives hundreds): opening and closing a perf event
 // costs the kernel a grace period per trace event (~75 ms to close), so
 // 500 separate events took 40 s to detach and one takes 0.1 s. A hit tells
 // its probe by address: __probe_ip (or __probe_func on return), mapped back
 // to a file offset through the process's mappings.
 type traceEvent struct {
+	name     string // in tracefs: p<N>_<first probe's name>
 	event    *tracefs.Event
 	file     finder.FileID
 	decoder  *perfevent.Decoder
@@ -167,6 +168,11 @@ func Resolve(words []string, pid int, force bool) ([]probe.Target, error) {
 			return nil, badInput(err)
 		}
 		targets = append(targets, ts...)
+		if len(ts) > 0 {
+			if skipped := ts[0].Spec.Skipped; len(skipped) > 0 {
+				warnf("%q: skipped %d function(s) the kernel cannot probe: %s", w, len(skipped), strings.Join(skipped, "; "))
+			}
+		}
 	}
 	if len(targets) == 0 {
 		return nil, badInput(errors.New("no probe given: name one as PATH:SYMBOL, e.g. libc.so.6:malloc"))
@@ -177,8 +183,8 @@ func Resolve(words []string, pid int, force bool) ([]probe.Target, error) {
 
 // Start resolves the probes, records the processes, defines the trace
 // events and arms them. On error everything it did is undone.
-func Start(cfg Config, sink Sink) (s *Session, err error) {
-	s = &Session{cfg: cfg, sink: sink, attachments: map[int][]*perfevent.Attachment{}}
+func Start(cfg Config, sink Sink) (_ *Session, err error) {
+	s := &Session{cfg: cfg, sink: sink, attachments: map[int][]*perfevent.Attachment{}}
 	firstPID := 0
 	if len(cfg.PIDs) > 0 {
 		firstPID = cfg.PIDs[0]
@@ -292,7 +298,7 @@ func (s *Session) record(p *finder.Process) {
 
 // define creates the trace events in this run's owner group, after reaping
 // the groups of uprobectl runs that died without cleaning up: one trace
-// event per probe word, holding every probe the word resolved to.
+// event per (file, kind, fetch args), holding every probe that shares them.
 func (s *Session) define(targets []probe.Target) error {
 	owner, err := tracefs.Self()
 	if err != nil {
@@ -307,31 +313,41 @@ func (s *Session) define(targets []probe.Target) error {
 
 	var specs []tracefs.UprobeSpec
 	var traces []*traceEvent
-	bySpec := map[*probe.Spec]*traceEvent{}
+	type shareKey struct {
+		path   string
+		ret    bool
+		fetchs string
+	}
+	shared := map[shareKey]*traceEvent{}
 	for i := range targets {
 		t := targets[i]
 		if t.Return && retvalArg(t.Args) == "" {
 			t.Args = append(slices.Clip(t.Args), probe.Arg{Name: "retval", Expr: "$retval", Type: "s64", Given: "$retval"})
 		}
-		te := bySpec[t.Spec]
+		args := make([]string, len(t.Args))
+		for j, a := range t.Args {
+			args[j] = a.Fetch()
+		}
+		key := shareKey{t.Path, t.Return, strings.Join(args, " ")}
+		te := shared[key]
 		if te == nil {
 			id, err := finder.Identify(t.Path)
 			if err != nil {
 				return badInput(err)
 			}
 			te = &traceEvent{file: id, retval: retvalArg(t.Args), byOffset: map[uint64]*Probe{}}
-			bySpec[t.Spec] = te
+			shared[key] = te
 			traces = append(traces, te)
+			te.name = traceEventName(len(traces), t)
+		}
+		if te.byOffset[t.Offset] != nil {
+			continue // the same function named twice: one probe
 		}
 		p := &Probe{Target: t, trace: te}
 		te.probes = append(te.probes, p)
 		te.byOffset[t.Offset] = p
 		s.probes = append(s.probes, p)
-		args := make([]string, len(t.Args))
-		for j, a := range t.Args {
-			args[j] = a.Fetch()
-		}
-		specs = append(specs, tracefs.UprobeSpec{Event: traceEventName(len(traces), te.probes[0].Target), Path: t.Path, Offset: t.Offset, Return: t.Return, Args: args})
+		specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: t.Path, Offset: t.Offset, Return: t.Return, Args: args})
 	}
 	events, err := s.fs.Define(s.group, specs)
 	if err != nil {

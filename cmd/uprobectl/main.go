@@ -38,6 +38,9 @@ func main() {
 			return usageError(err)
 		},
 	}
+	for _, cmd := range app.Commands {
+		cmd.OnUsageError = app.OnUsageError
+	}
 	err := app.Run(os.Args)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "uprobectl: %v\n", err)

@@ -35,7 +35,7 @@ func symbolsCommand() *cli.Command {
 					return usageError(fmt.Errorf("symbols: bad glob %q: %v", glob, err))
 				}
 			}
-			resolved, err := probe.ResolveLibrary(file, probe.ResolveOptions{PID: c.Int("pid")})
+			resolved, err := probe.ResolvePath(file, probe.ResolveOptions{PID: c.Int("pid")})
 			if err != nil {
 				return badInput(err)
 			}
