@@ -52,24 +52,25 @@ type Decoder struct {
 	Return bool
 	ip     int // offset of __probe_ip / __probe_func, -1 if absent
 	retIP  int // offset of __probe_ret_ip, -1 if absent
+	size   int // end of the last fixed field: no payload is shorter
 	fields []argField
 }
 
 type argField struct {
-	name     string
-	kind     ValueKind
-	offset   int
-	size     int // element size for arrays
-	count    int // number of elements; 0 if not an array
-	dataLoc  bool
-	signed   bool
-	minBytes int
+	name    string
+	kind    ValueKind
+	offset  int
+	size    int // element size for arrays
+	count   int // number of elements; 0 if not an array
+	dataLoc bool
+	signed  bool
 }
 
 // NewDecoder builds a decoder from a trace event's format.
 func NewDecoder(f *tracefs.Format, display Display) (*Decoder, error) {
 	d := &Decoder{ID: f.ID, ip: -1, retIP: -1}
 	for _, fld := range f.Fields {
+		d.size = max(d.size, fld.Offset+fld.Size)
 		switch {
 		case strings.HasPrefix(fld.Name, "common_"):
 			continue
@@ -86,7 +87,8 @@ func NewDecoder(f *tracefs.Format, display Display) (*Decoder, error) {
 		af := argField{name: fld.Name, offset: fld.Offset, size: fld.Size, signed: fld.Signed, dataLoc: fld.DataLoc}
 		switch {
 		case fld.DataLoc:
-			af.kind, af.size = String, 4
+			// string[N] is N __data_loc words.
+			af.kind, af.size, af.count = String, 4, fld.ArrayLen
 		case fld.Signed:
 			af.kind = Signed
 		default:
@@ -101,7 +103,6 @@ func NewDecoder(f *tracefs.Format, display Display) (*Decoder, error) {
 		if af.size != 1 && af.size != 2 && af.size != 4 && af.size != 8 {
 			return nil, fmt.Errorf("trace event %d field %s: unsupported size %d in format", f.ID, fld.Name, fld.Size)
 		}
-		af.minBytes = fld.Offset + fld.Size
 		d.fields = append(d.fields, af)
 	}
 	return d, nil
@@ -148,9 +149,13 @@ func EventType(raw []byte) uint64 {
 	return uint64(le.Uint16(raw))
 }
 
-// Decode decodes one payload. Strings are copied; raw is not retained.
+// Decode decodes one payload. Strings are copied; raw is not retained. A
+// payload shorter than the format's fixed fields gives ErrShortPayload.
 func (d *Decoder) Decode(raw []byte) (Payload, error) {
 	var p Payload
+	if len(raw) < d.size {
+		return p, fmt.Errorf("%w: trace event %d needs %d bytes, have %d", ErrShortPayload, d.ID, d.size, len(raw))
+	}
 	if d.ip >= 0 && d.ip+8 <= len(raw) {
 		if d.Return {
 			p.Func = le.Uint64(raw[d.ip:])
@@ -163,25 +168,27 @@ func (d *Decoder) Decode(raw []byte) (Payload, error) {
 	}
 	p.Args = make([]Value, 0, len(d.fields))
 	for _, f := range d.fields {
-		if f.minBytes > len(raw) {
-			return p, fmt.Errorf("%w: field %s needs %d bytes, have %d", ErrShortPayload, f.name, f.minBytes, len(raw))
-		}
-		switch {
-		case f.dataLoc:
-			p.Args = append(p.Args, Value{Name: f.name, Kind: String, Str: dataLocString(raw, f.offset)})
-		case f.count > 0:
+		if f.count > 0 {
 			v := Value{Name: f.name, Kind: Array, Elems: make([]Value, f.count)}
 			for i := range v.Elems {
-				v.Elems[i] = scalar(raw[f.offset+i*f.size:], f)
+				v.Elems[i] = element(raw, f.offset+i*f.size, f)
 			}
 			p.Args = append(p.Args, v)
-		default:
-			v := scalar(raw[f.offset:], f)
-			v.Name = f.name
-			p.Args = append(p.Args, v)
+			continue
 		}
+		v := element(raw, f.offset, f)
+		v.Name = f.name
+		p.Args = append(p.Args, v)
 	}
 	return p, nil
+}
+
+// element decodes the value (or one element of the array) at offset.
+func element(raw []byte, offset int, f argField) Value {
+	if f.dataLoc {
+		return Value{Kind: String, Str: dataLocString(raw, offset)}
+	}
+	return scalar(raw[offset:], f)
 }
 
 func scalar(b []byte, f argField) Value {

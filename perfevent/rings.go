@@ -223,6 +223,9 @@ func parseCPUList(s string) ([]int, error) {
 			if last, err = strconv.Atoi(hi); err != nil {
 				return nil, fmt.Errorf("parse cpu list %q: %w", s, err)
 			}
+			if last < first {
+				return nil, fmt.Errorf("parse cpu list %q: range %q ends before it starts", s, part)
+			}
 		}
 		for c := first; c <= last; c++ {
 			cpus = append(cpus, c)

@@ -168,8 +168,14 @@ func TestResolveLibcGlobs(t *testing.T) {
 				t.Fatal(err)
 			}
 			want := libcFunctionOracle(t, libc, tc.glob)
-			if len(targets) < tc.atLeast || len(targets) != len(want) {
-				t.Fatalf("%d targets, readelf gives %d distinct offsets, want at least %d", len(targets), len(want), tc.atLeast)
+			// Functions the kernel refuses (pthread_spin_lock's lock prefix)
+			// are skipped by a glob and listed in Spec.Skipped.
+			skipped := 0
+			if len(targets) > 0 {
+				skipped = len(targets[0].Spec.Skipped)
+			}
+			if len(targets) < tc.atLeast || len(targets)+skipped != len(want) {
+				t.Fatalf("%d targets + %d skipped, readelf gives %d distinct offsets, want at least %d", len(targets), skipped, len(want), tc.atLeast)
 			}
 			seen := map[uint64]bool{}
 			names := map[string]bool{}
@@ -356,5 +362,25 @@ func TestResolvePath(t *testing.T) {
 				t.Fatalf("got %q, %v; want %q", got, err, want)
 			}
 		})
+	}
+}
+
+// TestKernelRefusedInstructions: a glob skips (and names) functions whose
+// first instruction uprobes refuse; naming one directly is an error.
+func TestKernelRefusedInstructions(t *testing.T) {
+	targets, err := resolveWord(t, "libc.so.6:pthread_spin_*", ResolveOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tg := range targets {
+		if tg.Symbol == "pthread_spin_lock" {
+			t.Fatalf("pthread_spin_lock (lock decl first) was kept")
+		}
+	}
+	if sk := targets[0].Spec.Skipped; len(sk) != 1 || !strings.HasPrefix(sk[0], "pthread_spin_lock: ") {
+		t.Errorf("Skipped = %q, want pthread_spin_lock", sk)
+	}
+	if _, err := resolveWord(t, "libc.so.6:pthread_spin_lock", ResolveOptions{}); !errors.Is(err, ErrRefused) {
+		t.Errorf("direct probe on pthread_spin_lock: err = %v, want ErrRefused", err)
 	}
 }

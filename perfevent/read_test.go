@@ -1,0 +1,309 @@
+package perfevent
+
+import (
+	"bytes"
+	"reflect"
+	"slices"
+	"testing"
+
+	perf "github.com/elastic/go-perf"
+	"golang.org/x/sys/unix"
+)
+
+// rec builds the body of a perf record (what follows struct
+// perf_event_header, as go-perf's RawRecord.Data holds it), byte by byte.
+type rec []byte
+
+func (r rec) u32(v uint32) rec    { return le.AppendUint32(r, v) }
+func (r rec) u64(v uint64) rec    { return le.AppendUint64(r, v) }
+func (r rec) bytes(b ...byte) rec { return append(r, b...) }
+
+// sampleID appends the sample_id_all trailer for sample_type
+// TID|TIME|CPU: { u32 pid, tid; u64 time; u32 cpu, res; }.
+func (r rec) sampleID(pid, tid uint32, time uint64, cpu uint32) rec {
+	return r.u32(pid).u32(tid).u64(time).u32(cpu).u32(0)
+}
+
+// comm appends a name as the kernel does: NUL-terminated, padded to 8 bytes.
+func (r rec) comm(name string) rec {
+	b := append([]byte(name), 0)
+	for len(b)%8 != 0 {
+		b = append(b, 0)
+	}
+	return append(r, b...)
+}
+
+func rawRecord(typ uint32, misc uint16, body rec) *perf.RawRecord {
+	return &perf.RawRecord{
+		Header: perf.RecordHeader{Type: perf.RecordType(typ), Misc: misc, Size: uint16(8 + len(body))},
+		Data:   body,
+	}
+}
+
+// sample is a PERF_RECORD_SAMPLE body for sample_type TID|TIME|CPU|RAW:
+// pid, tid, time, cpu, res, then the raw size and data (the kernel pads
+// size + data to 8 bytes, and the padding counts in size).
+func sample(pid, tid uint32, time uint64, cpu uint32, payload []byte) rec {
+	return rec{}.u32(pid).u32(tid).u64(time).u32(cpu).u32(0).u32(uint32(len(payload))).bytes(payload...)
+}
+
+func TestDecodeRecord(t *testing.T) {
+	payload := []byte{0x19, 0x09, 0, 0, 0x92, 0x10, 0, 0, 1, 2, 3, 4} // 12 bytes: 4 + 12 = 16, aligned
+	const ringCPU = 3
+	tests := []struct {
+		name   string
+		raw    *perf.RawRecord
+		want   Record
+		wantOK bool
+	}{
+		{
+			name:   "sample",
+			raw:    rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(4242, 4243, 1_000_000_007, ringCPU, payload)),
+			want:   Record{Kind: KindSample, CPU: ringCPU, PID: 4242, TID: 4243, Time: 1_000_000_007, Raw: payload},
+			wantOK: true,
+		},
+		{
+			name:   "sample with an empty raw payload",
+			raw:    rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(1, 2, 3, ringCPU, nil)),
+			want:   Record{Kind: KindSample, CPU: ringCPU, PID: 1, TID: 2, Time: 3, Raw: []byte{}},
+			wantOK: true,
+		},
+		{
+			name: "sample whose raw size runs past the record",
+			raw:  rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(1, 2, 3, ringCPU, payload)[:28+len(payload)-1]),
+		},
+		{
+			name: "sample without the raw size",
+			raw:  rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(1, 2, 3, ringCPU, nil)[:27]),
+		},
+		{
+			name: "lost: id, lost, sample_id",
+			raw: rawRecord(unix.PERF_RECORD_LOST, 0,
+				rec{}.u64(77).u64(17).sampleID(4242, 4244, 2_000_000_000, ringCPU)),
+			want:   Record{Kind: KindLost, CPU: ringCPU, PID: 4242, TID: 4244, Time: 2_000_000_000, Lost: 17},
+			wantOK: true,
+		},
+		{
+			name: "lost without the trailer",
+			raw:  rawRecord(unix.PERF_RECORD_LOST, 0, rec{}.u64(77).u64(17)),
+			want: Record{Kind: KindLost, CPU: ringCPU, Lost: 17}, wantOK: true,
+		},
+		{name: "lost, truncated", raw: rawRecord(unix.PERF_RECORD_LOST, 0, rec{}.u64(77))},
+		{
+			name: "lost samples: lost, sample_id",
+			raw: rawRecord(unix.PERF_RECORD_LOST_SAMPLES, 0,
+				rec{}.u64(5).sampleID(4242, 4242, 3_000_000_000, ringCPU)),
+			want:   Record{Kind: KindLost, CPU: ringCPU, PID: 4242, TID: 4242, Time: 3_000_000_000, Lost: 5},
+			wantOK: true,
+		},
+		{name: "lost samples, truncated", raw: rawRecord(unix.PERF_RECORD_LOST_SAMPLES, 0, rec{}.u32(5))},
+		{
+			name: "fork: pid, ppid, tid, ptid, time, sample_id",
+			raw: rawRecord(unix.PERF_RECORD_FORK, 0,
+				rec{}.u32(5000).u32(4242).u32(5000).u32(4243).u64(4_000_000_000).sampleID(5000, 5000, 4_000_000_000, ringCPU)),
+			want:   Record{Kind: KindFork, CPU: ringCPU, PID: 5000, PPID: 4242, TID: 5000, PTID: 4243, Time: 4_000_000_000},
+			wantOK: true,
+		},
+		{
+			name: "fork of a thread",
+			raw: rawRecord(unix.PERF_RECORD_FORK, 0,
+				rec{}.u32(4242).u32(4242).u32(4250).u32(4242).u64(5).sampleID(4242, 4250, 5, ringCPU)),
+			want:   Record{Kind: KindFork, CPU: ringCPU, PID: 4242, PPID: 4242, TID: 4250, PTID: 4242, Time: 5},
+			wantOK: true,
+		},
+		{
+			name: "exit",
+			raw: rawRecord(unix.PERF_RECORD_EXIT, 0,
+				rec{}.u32(4242).u32(1).u32(4243).u32(1).u64(6_000_000_000).sampleID(4242, 4243, 6_000_000_000, ringCPU)),
+			want:   Record{Kind: KindExit, CPU: ringCPU, PID: 4242, PPID: 1, TID: 4243, PTID: 1, Time: 6_000_000_000},
+			wantOK: true,
+		},
+		{name: "exit, truncated", raw: rawRecord(unix.PERF_RECORD_EXIT, 0, rec{}.u32(4242).u32(1).u32(4243).u32(1).u32(0))},
+		{
+			name: "comm: prctl(PR_SET_NAME)",
+			raw: rawRecord(unix.PERF_RECORD_COMM, 0,
+				rec{}.u32(4242).u32(4250).comm("worker").sampleID(4242, 4250, 7, ringCPU)),
+			want:   Record{Kind: KindComm, CPU: ringCPU, PID: 4242, TID: 4250, Time: 7, Comm: "worker"},
+			wantOK: true,
+		},
+		{
+			name: "comm by execve (misc COMM_EXEC)",
+			raw: rawRecord(unix.PERF_RECORD_COMM, unix.PERF_RECORD_MISC_COMM_EXEC,
+				rec{}.u32(4242).u32(4242).comm("target").sampleID(4242, 4242, 8, ringCPU)),
+			want:   Record{Kind: KindComm, CPU: ringCPU, PID: 4242, TID: 4242, Time: 8, Comm: "target", Exec: true},
+			wantOK: true,
+		},
+		{
+			name: "comm of 15 bytes, the longest",
+			raw: rawRecord(unix.PERF_RECORD_COMM, unix.PERF_RECORD_MISC_COMM_EXEC,
+				rec{}.u32(1).u32(1).comm("0123456789abcde").sampleID(1, 1, 9, ringCPU)),
+			want:   Record{Kind: KindComm, CPU: ringCPU, PID: 1, TID: 1, Time: 9, Comm: "0123456789abcde", Exec: true},
+			wantOK: true,
+		},
+		{
+			name: "comm with a space",
+			raw: rawRecord(unix.PERF_RECORD_COMM, 0,
+				rec{}.u32(1).u32(2).comm("tmux: server").sampleID(1, 2, 10, ringCPU)),
+			want:   Record{Kind: KindComm, CPU: ringCPU, PID: 1, TID: 2, Time: 10, Comm: "tmux: server"},
+			wantOK: true,
+		},
+		{name: "comm, truncated", raw: rawRecord(unix.PERF_RECORD_COMM, 0, rec{}.u32(1).u32(2).comm("x"))},
+		{
+			name: "other misc bits do not mean exec",
+			raw: rawRecord(unix.PERF_RECORD_COMM, unix.PERF_RECORD_MISC_USER,
+				rec{}.u32(1).u32(2).comm("x").sampleID(1, 2, 11, ringCPU)),
+			want:   Record{Kind: KindComm, CPU: ringCPU, PID: 1, TID: 2, Time: 11, Comm: "x"},
+			wantOK: true,
+		},
+		{
+			name: "mmap is not decoded",
+			raw:  rawRecord(unix.PERF_RECORD_MMAP, 0, rec{}.u32(1).u32(2).u64(0).u64(0).u64(0).comm("/x").sampleID(1, 2, 3, 0)),
+		},
+		{name: "throttle is not decoded", raw: rawRecord(unix.PERF_RECORD_THROTTLE, 0, rec{}.u64(1).u64(2).u64(3).sampleID(1, 2, 3, 0))},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Rings{}
+			got, ok := r.decodeRecord(ringCPU, tt.raw)
+			if ok != tt.wantOK {
+				t.Fatalf("decodeRecord ok = %v, want %v (%+v)", ok, tt.wantOK, got)
+			}
+			if !ok {
+				return
+			}
+			if !bytes.Equal(got.Raw, tt.want.Raw) {
+				t.Errorf("Raw = %x, want %x", got.Raw, tt.want.Raw)
+			}
+			got.Raw, tt.want.Raw = nil, nil // an empty Raw may be nil
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("decodeRecord =\n%+v\nwant\n%+v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestDecodeRecordCopiesRaw: go-perf reuses the record buffer, so a
+// sample's Raw must be a copy, and two samples of a round must not share
+// bytes (appending to one cannot reach the next).
+func TestDecodeRecordCopiesRaw(t *testing.T) {
+	r := &Rings{}
+	buf := sample(1, 1, 1, 0, []byte("first payload!!!"))
+	first, ok := r.decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, buf))
+	if !ok {
+		t.Fatal("first sample not decoded")
+	}
+	copy(buf[28:], "XXXXXXXXXXXXXXXX")
+	second, ok := r.decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(2, 2, 2, 0, []byte("second"))))
+	if !ok {
+		t.Fatal("second sample not decoded")
+	}
+	_ = append(first.Raw, "overwrite"...)
+	if string(first.Raw) != "first payload!!!" || string(second.Raw) != "second" {
+		t.Errorf("Raw = %q, %q; want the payloads as read", first.Raw, second.Raw)
+	}
+}
+
+func TestDeliver(t *testing.T) {
+	// name records by the order they were read, to check stability.
+	recs := func(times ...uint64) []Record {
+		out := make([]Record, len(times))
+		for i, tm := range times {
+			out[i] = Record{Kind: KindSample, Time: tm, PID: uint32(i)}
+		}
+		return out
+	}
+	type key struct {
+		Time uint64
+		PID  uint32
+	}
+	tests := []struct {
+		name        string
+		pending     []Record
+		before      uint64
+		want        []key
+		wantPending []key
+	}{
+		{name: "nothing pending", before: 100},
+		{
+			name:        "sorted by time, only those before",
+			pending:     recs(30, 10, 20, 40),
+			before:      25,
+			want:        []key{{10, 1}, {20, 2}},
+			wantPending: []key{{30, 0}, {40, 3}},
+		},
+		{
+			name:        "equal times keep the order they were read in",
+			pending:     recs(20, 10, 20, 10),
+			before:      21,
+			want:        []key{{10, 1}, {10, 3}, {20, 0}, {20, 2}},
+			wantPending: []key{},
+		},
+		{
+			name:        "a record at exactly before is held back",
+			pending:     recs(25, 24),
+			before:      25,
+			want:        []key{{24, 1}},
+			wantPending: []key{{25, 0}},
+		},
+		{
+			name:        "before 0 delivers nothing (the first round)",
+			pending:     recs(1, 0),
+			before:      0,
+			wantPending: []key{{0, 1}, {1, 0}},
+		},
+		{
+			name:        "drain delivers everything",
+			pending:     recs(3, 1, 1<<63, 2),
+			before:      ^uint64(0),
+			want:        []key{{1, 1}, {2, 3}, {3, 0}, {1 << 63, 2}},
+			wantPending: []key{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := &Rings{pending: tt.pending}
+			var got []key
+			r.deliver(func(rec *Record) { got = append(got, key{rec.Time, rec.PID}) }, tt.before)
+			if !slices.Equal(got, tt.want) {
+				t.Errorf("delivered %v, want %v", got, tt.want)
+			}
+			var pending []key
+			for _, rec := range r.pending {
+				pending = append(pending, key{rec.Time, rec.PID})
+			}
+			if !slices.Equal(pending, tt.wantPending) {
+				t.Errorf("pending %v, want %v", pending, tt.wantPending)
+			}
+		})
+	}
+}
+
+// TestDeliverRounds: records held back in one round come out, in order,
+// with those of the next.
+func TestDeliverRounds(t *testing.T) {
+	r := &Rings{}
+	var got []uint64
+	handle := func(rec *Record) { got = append(got, rec.Time) }
+	rounds := []struct {
+		read   []uint64 // times of the records read this round, per ring in turn
+		before uint64
+		want   []uint64 // everything delivered so far
+	}{
+		{read: []uint64{5, 9, 2, 7}, before: 0, want: nil},
+		{read: []uint64{12, 8, 15}, before: 8, want: []uint64{2, 5, 7}},
+		{read: []uint64{11}, before: 13, want: []uint64{2, 5, 7, 8, 9, 11, 12}},
+		{read: nil, before: ^uint64(0), want: []uint64{2, 5, 7, 8, 9, 11, 12, 15}},
+	}
+	for i, round := range rounds {
+		for _, tm := range round.read {
+			r.pending = append(r.pending, Record{Kind: KindSample, Time: tm})
+		}
+		r.deliver(handle, round.before)
+		if !slices.Equal(got, round.want) {
+			t.Fatalf("round %d: delivered %v, want %v", i, got, round.want)
+		}
+	}
+	if len(r.pending) != 0 {
+		t.Errorf("pending after the drain: %v", r.pending)
+	}
+}
