@@ -27,6 +27,7 @@ func NewText(w, status io.Writer, onError func()) *Text {
 }
 
 func (t *Text) Process(event string, p *finder.Process) {
+	t.Flush() // the hits before an exit come before it, on a terminal too
 	fmt.Fprintf(t.status, "uprobectl: process %s: %d (%s) %s\n", event, p.PID, p.Comm, p.Exe)
 }
 
