@@ -20,6 +20,7 @@ var ErrNoProcess = errors.New("no such process")
 // Process is what the table records of one traced process.
 type Process struct {
 	PID       int       // in our PID namespace
+	PPID      int       // parent, in our PID namespace
 	NSPID     int       // in the process's own (innermost) PID namespace
 	Comm      string    // /proc/PID/comm at the time it was recorded
 	Exe       string    // /proc/PID/exe target ("" if unreadable: kernel thread, exited)
@@ -51,16 +52,20 @@ func ReadProcess(procRoot string, pid int) (*Process, error) {
 		}
 		return nil, fmt.Errorf("read %s/stat: %w", dir, err)
 	}
-	comm, start, err := parseStat(stat)
+	st, err := parseStat(stat)
 	if err != nil {
 		return nil, fmt.Errorf("%s/stat: %w", dir, err)
 	}
-	p := &Process{PID: pid, NSPID: pid, Comm: comm, StartTime: start}
+	p := &Process{PID: pid, PPID: st.ppid, NSPID: pid, Comm: st.comm, StartTime: st.startTime}
 	if b, err := os.ReadFile(dir + "/comm"); err == nil {
 		p.Comm = strings.TrimSuffix(string(b), "\n")
 	}
 	p.Exe, _ = os.Readlink(dir + "/exe")
 	if b, err := os.ReadFile(dir + "/status"); err == nil {
+		if tgid := parseStatusInt(b, "Tgid:"); tgid > 0 && tgid != pid {
+			// pid names a thread: the process is its thread group.
+			return ReadProcess(procRoot, tgid)
+		}
 		if ns := parseNSPID(b); ns > 0 {
 			p.NSPID = ns
 		}
@@ -71,23 +76,44 @@ func ReadProcess(procRoot string, pid int) (*Process, error) {
 	return p, nil
 }
 
-// parseStat returns comm and starttime from /proc/PID/stat. comm is in
-// parentheses and may itself contain ") ", so fields are counted after the
-// last ')'.
-func parseStat(b []byte) (comm string, startTime uint64, err error) {
+// statFields are the fields of /proc/PID/stat the table keeps.
+type statFields struct {
+	comm      string
+	ppid      int
+	startTime uint64
+}
+
+// parseStat reads /proc/PID/stat. comm is in parentheses and may itself
+// contain ") ", so fields are counted after the last ')'.
+func parseStat(b []byte) (statFields, error) {
 	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
 	if open < 0 || close < open {
-		return "", 0, errors.New("malformed stat line")
+		return statFields{}, errors.New("malformed stat line")
 	}
-	comm = string(b[open+1 : close])
+	st := statFields{comm: string(b[open+1 : close])}
 	fields := strings.Fields(string(b[close+1:]))
-	// fields[0] is field 3 (state); starttime is field 22.
-	const startTimeIndex = 22 - 3
+	// fields[0] is field 3 (state); ppid is field 4, starttime field 22.
+	const ppidIndex, startTimeIndex = 4 - 3, 22 - 3
 	if len(fields) <= startTimeIndex {
-		return "", 0, errors.New("stat line too short")
+		return statFields{}, errors.New("stat line too short")
 	}
-	startTime, err = strconv.ParseUint(fields[startTimeIndex], 10, 64)
-	return comm, startTime, err
+	var err error
+	if st.ppid, err = strconv.Atoi(fields[ppidIndex]); err != nil {
+		return statFields{}, fmt.Errorf("ppid: %w", err)
+	}
+	st.startTime, err = strconv.ParseUint(fields[startTimeIndex], 10, 64)
+	return st, err
+}
+
+// parseStatusInt returns the number after key ("Tgid:") in /proc/PID/status.
+func parseStatusInt(status []byte, key string) int {
+	for _, line := range strings.Split(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, key); ok {
+			n, _ := strconv.Atoi(strings.TrimSpace(rest))
+			return n
+		}
+	}
+	return 0
 }
 
 // parseNSPID returns the last (innermost namespace) pid of the NSpid line.

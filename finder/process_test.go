@@ -47,18 +47,22 @@ func TestParseStat(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			comm, start, err := parseStat([]byte(tt.line))
+			st, err := parseStat([]byte(tt.line))
 			if tt.wantErr {
 				if err == nil {
-					t.Fatalf("parseStat = %q, %d, want an error", comm, start)
+					t.Fatalf("parseStat = %+v, want an error", st)
 				}
 				return
 			}
 			if err != nil {
 				t.Fatal(err)
 			}
-			if comm != tt.wantComm || start != tt.wantStart {
-				t.Errorf("parseStat = %q, %d, want %q, %d", comm, start, tt.wantComm, tt.wantStart)
+			wantPPID := 1
+			if tt.name == "exactly up to starttime" {
+				wantPPID = 0
+			}
+			if st.comm != tt.wantComm || st.startTime != tt.wantStart || st.ppid != wantPPID {
+				t.Errorf("parseStat = %+v, want %q, ppid %d, start %d", st, tt.wantComm, wantPPID, tt.wantStart)
 			}
 		})
 	}
@@ -137,7 +141,7 @@ func TestReadProcessFake(t *testing.T) {
 	}{
 		{
 			name: "every file",
-			want: Process{PID: 4242, NSPID: 17, Comm: "my) prog", Exe: "/opt/my app/bin/target",
+			want: Process{PID: 4242, PPID: 1, NSPID: 17, Comm: "my) prog", Exe: "/opt/my app/bin/target",
 				StartTime: 8675309, Cgroup: "/system.slice/target.service"},
 		},
 		{
@@ -149,14 +153,14 @@ func TestReadProcessFake(t *testing.T) {
 					}
 				}
 			},
-			want: Process{PID: 4242, NSPID: 4242, Comm: "my) prog", StartTime: 8675309},
+			want: Process{PID: 4242, PPID: 1, NSPID: 4242, Comm: "my) prog", StartTime: 8675309},
 		},
 		{
 			name: "comm file wins over stat (renamed after the stat read)",
 			prepare: func(t *testing.T, dir string) {
 				writeFile(t, filepath.Join(dir, "comm"), "renamed\n")
 			},
-			want: Process{PID: 4242, NSPID: 17, Comm: "renamed", Exe: "/opt/my app/bin/target",
+			want: Process{PID: 4242, PPID: 1, NSPID: 17, Comm: "renamed", Exe: "/opt/my app/bin/target",
 				StartTime: 8675309, Cgroup: "/system.slice/target.service"},
 		},
 	}

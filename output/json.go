@@ -80,6 +80,17 @@ func (j *JSON) Ready(probes []*session.Probe, processes int) {
 	j.write(b)
 }
 
+func (j *JSON) Rearmed(path string, probes int) {
+	b := j.buf[:0]
+	b = append(b, `{"type":"rearmed","binary":`...)
+	b = appendString(b, path)
+	b = append(b, `,"probes":`...)
+	b = strconv.AppendInt(b, int64(probes), 10)
+	b = append(b, "}\n"...)
+	j.buf = b
+	j.write(b)
+}
+
 func (j *JSON) Hit(h *session.Hit) {
 	b := j.buf[:0]
 	b = append(b, `{"type":"hit","probe":`...)
@@ -127,8 +138,16 @@ func (j *JSON) Summary(st session.Stats, elapsed time.Duration) {
 	b = strconv.AppendUint(b, st.Unknown, 10)
 	b = append(b, `,"undecoded":`...)
 	b = strconv.AppendUint(b, st.Undecoded, 10)
+	b = append(b, `,"filtered":`...)
+	b = strconv.AppendUint(b, st.Filtered, 10)
+	b = append(b, `,"unresolved":`...)
+	b = strconv.AppendUint(b, st.Unresolved, 10)
+	b = append(b, `,"missed_windows":`...)
+	b = strconv.AppendUint(b, st.MissedWindows, 10)
 	b = append(b, `,"processes":`...)
 	b = strconv.AppendInt(b, int64(st.Processes), 10)
+	b = append(b, `,"tracked":`...)
+	b = strconv.AppendInt(b, int64(st.Tracked), 10)
 	b = append(b, `,"probes":`...)
 	b = strconv.AppendInt(b, int64(st.Probes), 10)
 	b = append(b, `,"duration_ns":`...)

@@ -35,6 +35,10 @@ func (t *Text) Ready(probes []*session.Probe, processes int) {
 	fmt.Fprintf(t.status, "uprobectl: %d probe(s) armed in %d process(es); Ctrl-C to stop\n", len(probes), processes)
 }
 
+func (t *Text) Rearmed(path string, probes int) {
+	fmt.Fprintf(t.status, "uprobectl: %s was replaced: %d probe(s) armed on the new file too\n", path, probes)
+}
+
 func (t *Text) Hit(h *session.Hit) {
 	b := t.buf[:0]
 	b = time.Unix(0, t.wallTime(h.TimeNS)).AppendFormat(b, "15:04:05.000000")
@@ -63,8 +67,13 @@ func (t *Text) Summary(st session.Stats, elapsed time.Duration) {
 	t.Flush()
 	fmt.Fprintf(t.status, "uprobectl: %d hit(s) from %d process(es) on %d probe(s) in %s; lost %d, unknown %d",
 		st.Hits, st.Processes, st.Probes, elapsed.Round(time.Millisecond), st.Lost, st.Unknown)
-	if st.Undecoded > 0 {
-		fmt.Fprintf(t.status, ", undecoded %d", st.Undecoded)
+	for _, c := range []struct {
+		name string
+		n    uint64
+	}{{"undecoded", st.Undecoded}, {"unresolved", st.Unresolved}, {"filtered (out of scope)", st.Filtered}, {"missed windows", st.MissedWindows}} {
+		if c.n > 0 {
+			fmt.Fprintf(t.status, ", %s %d", c.name, c.n)
+		}
 	}
 	fmt.Fprintln(t.status)
 }

@@ -19,6 +19,7 @@ const (
 	KindFork                         // a task was created (needs Options.Task on some event)
 	KindExit                         // a task exited
 	KindComm                         // a task changed its name (Exec: by execve)
+	KindMmap                         // an executable mapping (Mmap: where, which file)
 )
 
 // Record is one record of a ring, decoded from the kernel's layout for the
@@ -38,6 +39,16 @@ type Record struct {
 
 	Comm string // KindComm: the new name
 	Exec bool   // KindComm: the name changed because of execve
+
+	Mmap *Mmap // KindMmap
+}
+
+// Mmap is a PERF_RECORD_MMAP2: an executable mapping of a file.
+type Mmap struct {
+	Addr, Len, Pgoff uint64
+	Major, Minor     uint32
+	Ino              uint64
+	Filename         string
 }
 
 // Kernel record types (include/uapi/linux/perf_event.h).
@@ -47,9 +58,11 @@ const (
 	recordExit        = 4
 	recordFork        = 7
 	recordSample      = 9
+	recordMmap2       = 10
 	recordLostSamples = 13
 
 	miscCommExec = 1 << 13
+	miscBuildID  = 1 << 14 // mmap2 carries a build id instead of dev/inode
 )
 
 // sampleIDSize is the trailer sample_id_all appends to non-sample records:
@@ -189,6 +202,23 @@ func (r *Rings) decodeRecord(cpu int, raw *perf.RawRecord) (Record, bool) {
 		}
 		rec.Comm = string(name)
 		rec.Exec = raw.Header.Misc&miscCommExec != 0
+	case recordMmap2:
+		// pid, tid, addr, len, pgoff, maj, min, ino, ino_generation, prot,
+		// flags, filename (NUL-padded to 8 bytes), sample_id.
+		const fixed = 4 + 4 + 8 + 8 + 8 + 4 + 4 + 8 + 8 + 4 + 4
+		if len(d) < fixed+sampleIDSize || raw.Header.Misc&miscBuildID != 0 {
+			return rec, false
+		}
+		rec.Kind = KindMmap
+		rec.PID, rec.TID = le.Uint32(d[0:]), le.Uint32(d[4:])
+		m := &Mmap{Addr: le.Uint64(d[8:]), Len: le.Uint64(d[16:]), Pgoff: le.Uint64(d[24:]),
+			Major: le.Uint32(d[32:]), Minor: le.Uint32(d[36:]), Ino: le.Uint64(d[40:])}
+		name := d[fixed : len(d)-sampleIDSize]
+		if i := slices.Index(name, 0); i >= 0 {
+			name = name[:i]
+		}
+		m.Filename = string(name)
+		rec.Mmap = m
 	default:
 		return rec, false
 	}

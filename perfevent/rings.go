@@ -59,14 +59,24 @@ func OpenRings(pagesPerCPU int) (*Rings, error) {
 	return r, nil
 }
 
-// openAnchor opens the ring owner for one CPU: a dummy software event on this
-// process's main thread. It uses the same clock as the trace events, because
-// the kernel refuses SET_OUTPUT between events of different clocks.
+// openAnchor opens the ring owner for one CPU: a dummy software event for
+// every task on that CPU (pid -1). It samples nothing; it writes the
+// side-band records the task-finder reads — fork, exit, comm (exec), and
+// mmap2 of executable mappings with their device and inode — into the same
+// ring as the hits, so that, merged by time, a process's fork or mapping of
+// a probed file always comes before its first hit. It never exits, so the
+// ring outlives any traced thread. It uses the same clock as the trace
+// events: the kernel refuses SET_OUTPUT between events of different clocks.
 func openAnchor(cpu, pages int) (*perf.Event, error) {
 	attr := &perf.Attr{
 		Type:   perf.SoftwareEvent,
 		Config: uint64(unix.PERF_COUNT_SW_DUMMY),
 		Options: perf.Options{
+			Task:        true,
+			Comm:        true,
+			CommExec:    true,
+			Mmap:        true,
+			Mmap2:       true,
 			SampleIDAll: true,
 			UseClockID:  true,
 			// Wake the reader when a quarter of the ring is used; the reader
@@ -77,7 +87,7 @@ func openAnchor(cpu, pages int) (*perf.Event, error) {
 		SampleFormat: sampleFormat,
 	}
 	attr.SetWakeupWatermark(uint32(pages * os.Getpagesize() / 4))
-	ev, err := perf.Open(attr, os.Getpid(), cpu, nil)
+	ev, err := perf.Open(attr, perf.AllThreads, cpu, nil)
 	if err != nil {
 		return nil, fmt.Errorf("open ring anchor on cpu %d: %w", cpu, translateOpenError(err))
 	}
@@ -110,6 +120,11 @@ type AttachOptions struct {
 type Attachment struct {
 	events []*perf.Event
 }
+
+// AllThreads, as the tid of Attach, opens the trace event for every task:
+// the kernel then arms the uprobe in every process that maps the file, now
+// and at every later mmap, with no window.
+const AllThreads = perf.AllThreads
 
 // Attach opens the trace event with the given id for thread tid on every
 // CPU, routes each into its CPU's ring and enables it. The events are opened

@@ -6,7 +6,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/uprobectl/uprobectl/finder"
 	"github.com/uprobectl/uprobectl/perfevent"
 )
 
@@ -18,9 +17,9 @@ type exitWatcher struct {
 	fds  []unix.PollFd
 }
 
-func newExitWatcher(procs map[int]*finder.Process) (*exitWatcher, error) {
+func newExitWatcher(pids []int) (*exitWatcher, error) {
 	w := &exitWatcher{}
-	for pid := range procs {
+	for _, pid := range pids {
 		fd, err := unix.PidfdOpen(pid, 0)
 		if errors.Is(err, unix.ESRCH) {
 			// Already gone: report it as exited at once.

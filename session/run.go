@@ -2,6 +2,7 @@ package session
 
 import (
 	"context"
+	"slices"
 	"sync"
 
 	"github.com/uprobectl/uprobectl/finder"
@@ -9,15 +10,23 @@ import (
 )
 
 // Run streams hits to the sink until ctx is done, maxHits hits have been
-// delivered (0: no limit), or — when the session traces --pid processes —
-// every one of them has exited. Call Close afterwards: it drains what is
-// still in the rings.
+// delivered (0: no limit), or — when the session traces --pid processes or
+// a launched command — every one of them has exited. Call Close
+// afterwards: it drains what is still in the rings.
 func (s *Session) Run(ctx context.Context, maxHits uint64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s.stop = cancel
 	s.maxHits = maxHits
-	watcher, err := newExitWatcher(s.table.All())
+	var roots []int // the processes whose end ends the run
+	if s.cfg.perProcess() {
+		for pid := range s.table.All() {
+			if p := s.table.Lookup(pid); p != nil && (pid == s.cfg.Launch || slices.Contains(s.cfg.PIDs, pid) || !s.cfg.Follow) {
+				roots = append(roots, pid)
+			}
+		}
+	}
+	watcher, err := newExitWatcher(roots)
 	if err != nil {
 		return err
 	}
@@ -30,11 +39,7 @@ func (s *Session) Run(ctx context.Context, maxHits uint64) error {
 			s.mu.Lock()
 			s.exits = append(s.exits, exitEvent{pid, at})
 			s.mu.Unlock()
-		}, func() {
-			if len(s.cfg.PIDs) > 0 {
-				cancel() // every traced process is gone
-			}
-		})
+		}, cancel) // every root process is gone
 	}()
 	err = s.rings.Read(ctx, s.handle, s.afterRound)
 	cancel()
@@ -49,28 +54,50 @@ type exitEvent struct {
 	at  uint64 // CLOCK_MONOTONIC
 }
 
-// handle is the hit path: it runs for every record, on the reader
-// goroutine, and takes no lock.
+// handle runs for every record, in time order, on the reader goroutine.
+// The side-band records keep the process table; samples are the hit path,
+// which takes no lock.
 func (s *Session) handle(rec *perfevent.Record) {
 	switch rec.Kind {
+	case perfevent.KindSample:
+		s.hit(rec)
 	case perfevent.KindLost:
 		s.lost.Add(rec.Lost)
-		return
-	case perfevent.KindSample:
-	default:
-		return
+	case perfevent.KindFork:
+		s.onFork(rec)
+	case perfevent.KindComm:
+		s.onComm(rec)
+	case perfevent.KindMmap:
+		s.onMmap(rec)
+	case perfevent.KindExit:
+		s.onExit(rec)
 	}
+}
+
+func (s *Session) hit(rec *perfevent.Record) {
 	if s.maxHits > 0 && s.hits.Load() >= s.maxHits {
 		return
 	}
-	te := s.byID[perfevent.EventType(rec.Raw)]
+	te := s.armed.Load().byID[perfevent.EventType(rec.Raw)]
 	if te == nil {
 		s.undecoded.Add(1)
 		return
 	}
 	proc := s.table.Lookup(int(rec.PID))
 	if proc == nil {
-		s.unknown.Add(1)
+		if s.cfg.perProcess() {
+			// Children of a --pid process carry its inherited events:
+			// outside the scope without --follow.
+			s.filtered.Add(1)
+			return
+		}
+		if proc = s.recordLate(int(rec.PID)); proc == nil {
+			s.unknown.Add(1)
+			return
+		}
+	}
+	if s.cfg.Comm != "" && proc.Comm != s.cfg.Comm {
+		s.filtered.Add(1)
 		return
 	}
 	payload, err := te.decoder.Decode(rec.Raw)
@@ -112,7 +139,7 @@ func (s *Session) probeOf(te *traceEvent, proc *finder.Process, payload perfeven
 	if off, ok := proc.FileOffset(te.file, addr); ok {
 		return te.byOffset[off]
 	}
-	maps, err := finder.Mappings(s.procRoot(), proc.PID, s.files)
+	maps, err := finder.Mappings(s.procRoot(), proc.PID, s.armed.Load().files)
 	if err != nil {
 		return nil
 	}
@@ -125,9 +152,10 @@ func (s *Session) probeOf(te *traceEvent, proc *finder.Process, payload perfeven
 	return nil
 }
 
-// afterRound runs on the reader goroutine after each delivery round:
-// processes whose exit is older than everything delivered can make no more
-// hits, so their exit is reported and their perf events closed.
+// afterRound runs on the reader goroutine after each delivery round. A
+// process whose exit (seen by the pidfd watcher) is older than everything
+// delivered can make no more hits: it is retired if its exit record did not
+// do it already.
 func (s *Session) afterRound(deliveredBefore uint64) {
 	s.mu.Lock()
 	var done []exitEvent
@@ -140,21 +168,18 @@ func (s *Session) afterRound(deliveredBefore uint64) {
 		}
 	}
 	s.exits = kept
-	var closing []*perfevent.Attachment
-	for _, e := range done {
-		closing = append(closing, s.attachments[e.pid]...)
-		delete(s.attachments, e.pid)
-	}
+	deferred := s.deferred
+	s.deferred = nil
 	s.mu.Unlock()
+	// Normally the exit record retired them already.
 	for _, e := range done {
 		if p := s.table.Lookup(e.pid); p != nil {
-			s.sink.Process("exit", p)
+			s.retire(p)
 		}
 	}
-	if len(closing) > 0 {
-		// Closing may wait for a grace period; keep the reader reading.
-		s.closers.Add(1)
-		go func() { defer s.closers.Done(); closeAll(closing) }()
+	for _, f := range deferred {
+		f()
 	}
+	s.sweep()
 	s.sink.Flush()
 }

@@ -1,13 +1,28 @@
 // Package session is the one place that orders the work of an attach:
 // resolve → record → define → open → stream → tear down.
 //
-// Order matters twice. On the way in, each process is recorded in the
-// process table before its perf events are opened (which is what arms the
-// uprobe for it), so no hit can come from a process we do not know. On the
+// Order matters twice. On the way in, the side-band (fork, exec, mmap,
+// exit records of every task) starts before /proc is scanned, and each
+// process found is recorded in the process table before any perf event is
+// opened, so no process that maps a probed file can slip between the scan
+// and the arming, and no hit can come from a process we do not know. On the
 // way out, perf events are closed first (disarming), the rings are drained
 // so every hit written before the close is delivered, and only then are the
 // trace events removed from uprobe_events (the kernel refuses while a perf
 // event is open).
+//
+// Two ways of arming, by scope:
+//   - every process that maps a probed file (the default, and --comm): one
+//     perf event per trace event per CPU for all tasks. The kernel arms the
+//     uprobe in every process mapping the file, and at every later mmap of it
+//     (exec, dlopen) before the process can run the code; forked children
+//     keep it. No process can be missed or disarmed, whatever its timing. The
+//     task-finder records new processes from the side-band, which the
+//     time-ordered merge delivers before their first hit.
+//   - --pid and run: perf events on the chosen processes' threads only (other
+//     processes mapping the file are not slowed down), with inherit for the
+//     threads and children they create, and enable_on_exec for a command we
+//     launch stopped before exec.
 package session
 
 import (
@@ -15,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,10 +45,19 @@ import (
 type Config struct {
 	Probes      []string // probe words, e.g. "libc.so.6:malloc size=%di:u64"
 	PIDs        []int    // whole processes to trace; empty: every process mapping a probed file
+	Follow      bool     // with PIDs: their descendants too, existing and new
+	Comm        string   // only processes with this command name
+	Launch      int      // run: pid of a child stopped before exec, armed with enable_on_exec
 	Force       bool     // accept offsets not proven to be instruction boundaries
 	BufferPages int      // ring size per CPU in pages; 0: perfevent.DefaultPagesPerCPU
 	ProcRoot    string   // "" means /proc
 }
+
+// perProcess: arm chosen processes only (--pid, run), not every mapper.
+func (c *Config) perProcess() bool { return len(c.PIDs) > 0 || c.Launch > 0 }
+
+// followsChildren: a child of a recorded process is recorded too.
+func (c *Config) followsChildren() bool { return !c.perProcess() || c.Follow || c.Launch > 0 }
 
 // Probe is one armed probe: one function (or offset) of one file.
 type Probe struct {
@@ -76,10 +99,15 @@ type Hit struct {
 	Retval  *perfevent.Value // return probes: the $retval argument
 }
 
-// Sink receives what a session produces. Calls come from one goroutine.
+// Sink receives what a session produces. Calls come from one goroutine at
+// a time.
 type Sink interface {
+	// Process reports "found", "exec" or "exit" of a recorded process.
 	Process(event string, p *finder.Process)
 	Ready(probes []*Probe, processes int)
+	// Rearmed reports that a probed file was replaced (a new inode renamed
+	// over its path) and its probes are armed on the new file too.
+	Rearmed(path string, probes int)
 	Hit(h *Hit)
 	Flush()
 }
@@ -94,33 +122,49 @@ type Stats struct {
 	// mapping that was gone before it could be read: the probe of a shared
 	// trace event could not be told.
 	Unresolved uint64
-	Processes  int // processes recorded
-	Probes     int
+	// Filtered hits came from processes outside the scope: children of a
+	// --pid process without --follow, other names than --comm.
+	Filtered uint64
+	// MissedWindows counts processes that mapped a replaced probed file
+	// before its new inode was armed: their hits until then are missing.
+	MissedWindows uint64
+	Processes     int // processes recorded over the run
+	Tracked       int // processes in the table now
+	Probes        int
 }
 
 // Session is one attach.
 type Session struct {
-	cfg      Config
-	sink     Sink
-	fs       *tracefs.FS
-	group    string
-	probes   []*Probe
-	traces   []*traceEvent
-	byID     map[uint64]*traceEvent // read-only once the events are defined
-	files    map[finder.FileID]bool // the probed files
-	table    finder.Table
-	rings    *perfevent.Rings
-	maxHits  uint64
-	stop     context.CancelFunc
-	stopOnce sync.Once
+	cfg         Config
+	sink        Sink
+	fs          *tracefs.FS
+	group       string
+	words       []string // the probe words, resolved again when a file is replaced
+	probes      []*Probe
+	traces      []*traceEvent
+	armed       atomic.Pointer[armedSet] // read on the hit path; replaced, never changed
+	table       finder.Table
+	comms       map[uint32]string       // last comm of every task (side-band), until it exits
+	awaitingExe map[uint32]bool         // recorded processes that called execve, until their program's mmap record
+	global      []*perfevent.Attachment // all-task perf events (default scope)
+	seen        atomic.Int64            // processes recorded over the run
+	traceCount  int                     // trace events defined, for their names
+	lastSweep   time.Time
+	rings       *perfevent.Rings
+	maxHits     uint64
+	stop        context.CancelFunc
+	stopOnce    sync.Once
 
 	mu          sync.Mutex // guards attachments and exits
 	attachments map[int][]*perfevent.Attachment
 	exits       []exitEvent    // seen by the watcher, not yet reported
+	deferred    []func()       // to run on the reader goroutine
 	closers     sync.WaitGroup // perf events of exited processes being closed
 
-	hits, lost, unknown, undecoded, unresolved atomic.Uint64
-	closed                                     bool
+	hits, lost, unknown, undecoded, unresolved, filtered, missed atomic.Uint64
+	closed                                                       atomic.Bool
+	defineMu                                                     sync.Mutex // serializes defining and arming trace events
+	watcher                                                      *fileWatcher
 }
 
 // ErrBadInput marks errors caused by what the user asked for (exit code 2).
@@ -181,15 +225,12 @@ func Resolve(words []string, pid int, force bool) ([]probe.Target, error) {
 	return targets, nil
 }
 
-// Start resolves the probes, records the processes, defines the trace
-// events and arms them. On error everything it did is undone.
+// Start resolves the probes, starts the side-band, records the processes,
+// defines the trace events and arms them. On error everything it did is
+// undone.
 func Start(cfg Config, sink Sink) (_ *Session, err error) {
-	s := &Session{cfg: cfg, sink: sink, attachments: map[int][]*perfevent.Attachment{}}
-	firstPID := 0
-	if len(cfg.PIDs) > 0 {
-		firstPID = cfg.PIDs[0]
-	}
-	targets, err := Resolve(cfg.Probes, firstPID, cfg.Force)
+	s := &Session{cfg: cfg, sink: sink, words: cfg.Probes, attachments: map[int][]*perfevent.Attachment{}, comms: map[uint32]string{}, awaitingExe: map[uint32]bool{}, lastSweep: time.Now()}
+	targets, err := Resolve(cfg.Probes, s.resolvePID(), cfg.Force)
 	if err != nil {
 		return nil, err
 	}
@@ -201,28 +242,36 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 			s.Close()
 		}
 	}()
-
-	// Record first: the processes to trace are in the table before any
-	// event exists, let alone is armed.
-	if err := s.recordInitialProcesses(targets); err != nil {
+	pages := cfg.BufferPages
+	if pages == 0 {
+		pages = perfevent.DefaultPagesPerCPU
+	}
+	// The side-band first: a process that maps a probed file after this
+	// point shows up in the rings, one that did before shows up in the scan.
+	if s.rings, err = perfevent.OpenRings(pages); err != nil {
+		return nil, classifyPerfError(err)
+	}
+	files, err := identifyFiles(targets)
+	if err != nil {
+		return nil, err
+	}
+	s.armed.Store(&armedSet{byID: map[uint64]*traceEvent{}, files: files, paths: pathsOf(targets)})
+	// Record before defining and arming.
+	if err := s.recordInitialProcesses(files); err != nil {
 		return nil, err
 	}
 	if err := s.define(targets); err != nil {
 		return nil, err
 	}
-	pages := cfg.BufferPages
-	if pages == 0 {
-		pages = perfevent.DefaultPagesPerCPU
-	}
-	if s.rings, err = perfevent.OpenRings(pages); err != nil {
-		return nil, classifyPerfError(err)
-	}
 	if err := s.checkFileBudget(); err != nil {
 		return nil, err
 	}
-	for _, p := range s.table.All() {
-		if err := s.arm(p); err != nil {
-			return nil, classifyPerfError(err)
+	if err := s.armTraces(s.traces); err != nil {
+		return nil, classifyPerfError(err)
+	}
+	if !cfg.perProcess() {
+		if s.watcher, err = watchFiles(s, pathsOf(targets)); err != nil {
+			warnf("cannot watch the probed files for replacement: %v", err)
 		}
 	}
 	sink.Ready(s.probes, s.table.Len())
@@ -230,152 +279,19 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	return s, nil
 }
 
+// resolvePID is the process whose maps resolve library names.
+func (s *Session) resolvePID() int {
+	if len(s.cfg.PIDs) > 0 {
+		return s.cfg.PIDs[0]
+	}
+	return s.cfg.Launch
+}
+
 func classifyPerfError(err error) error {
 	if errors.Is(err, perfevent.ErrPermission) {
 		return environmentError(err)
 	}
 	return err
-}
-
-// recordInitialProcesses fills the table: the --pid processes, or every
-// process that maps one of the probed files now.
-func (s *Session) recordInitialProcesses(targets []probe.Target) error {
-	files := map[finder.FileID]string{}
-	for _, t := range targets {
-		id, err := finder.Identify(t.Path)
-		if err != nil {
-			return badInput(err)
-		}
-		files[id] = t.Path
-	}
-	wanted := map[finder.FileID]bool{}
-	for id := range files {
-		wanted[id] = true
-	}
-	s.files = wanted
-	if len(s.cfg.PIDs) > 0 {
-		for _, pid := range s.cfg.PIDs {
-			p, err := finder.ReadProcess(s.procRoot(), pid)
-			if err != nil {
-				return badInput(fmt.Errorf("--pid %d: no such process (list processes with ps, or pgrep NAME)", pid))
-			}
-			p.Maps, _ = finder.Mappings(s.procRoot(), pid, wanted)
-			for id, path := range files {
-				if !slices.ContainsFunc(p.Maps, func(m finder.Mapping) bool { return m.File == id }) {
-					warnf("pid %d (%s) does not map %s now: no hits from it unless it loads it later", pid, p.Comm, path)
-				}
-			}
-			s.record(p)
-		}
-		return nil
-	}
-	mappers, err := finder.ScanMappers(s.procRoot(), wanted)
-	if err != nil {
-		return err
-	}
-	for pid, maps := range mappers {
-		p, err := finder.ReadProcess(s.procRoot(), pid)
-		if err != nil {
-			continue // exited during the scan
-		}
-		p.Maps = maps
-		s.record(p)
-	}
-	if len(mappers) == 0 {
-		paths := make([]string, 0, len(files))
-		for _, p := range files {
-			paths = append(paths, p)
-		}
-		warnf("no running process maps %s; uprobectl traces the processes that map it when it starts (use --pid, or start the workload first)", strings.Join(paths, ", "))
-	}
-	return nil
-}
-
-func (s *Session) record(p *finder.Process) {
-	s.table.Add(p)
-	s.sink.Process("found", p)
-}
-
-// define creates the trace events in this run's owner group, after reaping
-// the groups of uprobectl runs that died without cleaning up: one trace
-// event per (file, kind, fetch args), holding every probe that shares them.
-func (s *Session) define(targets []probe.Target) error {
-	owner, err := tracefs.Self()
-	if err != nil {
-		return err
-	}
-	if reaped, err := s.fs.Reap(); err != nil {
-		warnf("reaping events of dead uprobectl runs: %v", err)
-	} else if len(reaped) > 0 {
-		warnf("removed %d event group(s) left by dead uprobectl runs", len(reaped))
-	}
-	s.group = owner.Group()
-
-	var specs []tracefs.UprobeSpec
-	var traces []*traceEvent
-	type shareKey struct {
-		path   string
-		ret    bool
-		fetchs string
-	}
-	shared := map[shareKey]*traceEvent{}
-	for i := range targets {
-		t := targets[i]
-		if t.Return && retvalArg(t.Args) == "" {
-			t.Args = append(slices.Clip(t.Args), probe.Arg{Name: "retval", Expr: "$retval", Type: "s64", Given: "$retval"})
-		}
-		args := make([]string, len(t.Args))
-		for j, a := range t.Args {
-			args[j] = a.Fetch()
-		}
-		key := shareKey{t.Path, t.Return, strings.Join(args, " ")}
-		te := shared[key]
-		if te == nil {
-			id, err := finder.Identify(t.Path)
-			if err != nil {
-				return badInput(err)
-			}
-			te = &traceEvent{file: id, retval: retvalArg(t.Args), byOffset: map[uint64]*Probe{}}
-			shared[key] = te
-			traces = append(traces, te)
-			te.name = traceEventName(len(traces), t)
-		}
-		if te.byOffset[t.Offset] != nil {
-			continue // the same function named twice: one probe
-		}
-		p := &Probe{Target: t, trace: te}
-		te.probes = append(te.probes, p)
-		te.byOffset[t.Offset] = p
-		s.probes = append(s.probes, p)
-		specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: t.Path, Offset: t.Offset, Return: t.Return, Args: args})
-	}
-	events, err := s.fs.Define(s.group, specs)
-	if err != nil {
-		if errors.Is(err, tracefs.ErrPermission) {
-			return environmentError(err)
-		}
-		return badInput(err)
-	}
-	s.byID = map[uint64]*traceEvent{}
-	for i, te := range traces {
-		te.event = events[i]
-		te.decoder, err = perfevent.NewDecoder(te.event.Format, displayOf(te.probes[0].Target.Args))
-		if err != nil {
-			return err
-		}
-		s.byID[te.event.ID] = te
-	}
-	s.traces = traces
-	return nil
-}
-
-// traceEventName names the n-th trace event after its first probe.
-func traceEventName(n int, first probe.Target) string {
-	name := fmt.Sprintf("p%d_%s", n, first.Event)
-	if len(name) > 63 {
-		name = name[:63]
-	}
-	return name
 }
 
 func retvalArg(args []probe.Arg) string {
@@ -407,11 +323,18 @@ func warnf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "uprobectl: warning: "+format+"\n", args...)
 }
 
+func (s *Session) probeCount() int {
+	s.defineMu.Lock()
+	defer s.defineMu.Unlock()
+	return len(s.probes)
+}
+
 // Stats returns the counters so far.
 func (s *Session) Stats() Stats {
 	return Stats{
 		Hits: s.hits.Load(), Lost: s.lost.Load(), Unknown: s.unknown.Load(), Undecoded: s.undecoded.Load(), Unresolved: s.unresolved.Load(),
-		Processes: s.table.Len(), Probes: len(s.probes),
+		Filtered: s.filtered.Load(), MissedWindows: s.missed.Load(),
+		Processes: int(s.seen.Load()), Tracked: s.table.Len(), Probes: s.probeCount(),
 	}
 }
 
@@ -419,12 +342,17 @@ func (s *Session) Stats() Stats {
 // rings, unmap them, remove the trace events. It is idempotent and is what
 // every exit path calls, including a panic's.
 func (s *Session) Close() error {
-	if s.closed {
+	if s.closed.Swap(true) {
 		return nil
 	}
-	s.closed = true
+	if s.watcher != nil {
+		s.watcher.close()
+	}
+	s.defineMu.Lock() // no rearm may start now
+	defer s.defineMu.Unlock()
 	s.mu.Lock()
-	var all []*perfevent.Attachment
+	all := s.global
+	s.global = nil
 	for _, as := range s.attachments {
 		all = append(all, as...)
 	}

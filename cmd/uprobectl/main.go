@@ -22,6 +22,7 @@ const (
 )
 
 func main() {
+	launchIfAsked()
 	app := &cli.App{
 		Name:                 "uprobectl",
 		Usage:                "trace function calls in binaries and shared libraries with uprobes (tracefs + perf events, no BPF)",
@@ -29,6 +30,7 @@ func main() {
 		HideHelpCommand:      true,
 		Commands: []*cli.Command{
 			attachCommand(),
+			runCommand(),
 			symbolsCommand(),
 			listCommand(),
 			cleanCommand(),

@@ -59,7 +59,10 @@ func Source() string {
 
 // Build compiles the target variant into dir and returns the executable:
 //
-//	counter-pie, counter-nopie, counter-stripped (dynsym only), uselib (+ libcounter.so), mallocer
+//	counter-pie, counter-nopie, counter-stripped (dynsym only), uselib (+ libcounter.so), mallocer,
+//	forker (PIE, -rdynamic), dlopener (+ libcounter.so, not linked: pass
+//	LibPath(dir, "libcounter.so") as its first argument), busy (+ libcounter2.so,
+//	linked with an rpath to dir), spawner
 func Build(t testing.TB, dir, variant string) string {
 	t.Helper()
 	src := Source()
@@ -83,6 +86,22 @@ func Build(t testing.TB, dir, variant string) string {
 		}
 	case "mallocer":
 		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "mallocer.c")}}
+	case "forker":
+		cmds = [][]string{{"gcc", "-O0", "-pie", "-fPIE", "-rdynamic", "-o", out, filepath.Join(src, "forker.c")}}
+	case "dlopener":
+		lib := filepath.Join(dir, "libcounter.so")
+		cmds = [][]string{
+			{"gcc", "-O0", "-shared", "-fPIC", "-o", lib, filepath.Join(src, "libcounter.c")},
+			{"gcc", "-O0", "-o", out, filepath.Join(src, "dlopener.c"), "-ldl"},
+		}
+	case "busy":
+		lib := filepath.Join(dir, "libcounter2.so")
+		cmds = [][]string{
+			{"gcc", "-O0", "-shared", "-fPIC", "-o", lib, filepath.Join(src, "libcounter2.c")},
+			{"gcc", "-O0", "-pthread", "-o", out, filepath.Join(src, "busy.c"), "-L" + dir, "-lcounter2", "-Wl,-rpath," + dir},
+		}
+	case "spawner":
+		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "spawner.c")}}
 	default:
 		t.Fatalf("unknown target variant %q", variant)
 	}
@@ -92,6 +111,44 @@ func Build(t testing.TB, dir, variant string) string {
 		}
 	}
 	return out
+}
+
+// LibPath returns the path of a library Build put next to a variant in dir
+// (libcounter.so for uselib and dlopener, libcounter2.so for busy).
+func LibPath(dir, name string) string { return filepath.Join(dir, name) }
+
+// CopyFile copies src to dst with src's permission bits, as a new file: a
+// new inode with the same contents (dst is replaced if it exists).
+func CopyFile(t testing.TB, src, dst string) {
+	t.Helper()
+	in, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	fi, err := in.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(dst), "."+filepath.Base(dst)+".tmp*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := io.Copy(tmp, in); err != nil {
+		tmp.Close()
+		t.Fatalf("copy %s to %s: %v", src, dst, err)
+	}
+	if err := tmp.Chmod(fi.Mode().Perm()); err != nil {
+		tmp.Close()
+		t.Fatal(err)
+	}
+	if err := tmp.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp.Name(), dst); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // Process is a running target waiting for its go line.
@@ -127,11 +184,26 @@ func Start(t testing.TB, path string, args ...string) *Process {
 }
 
 // Go lets the target make its calls, waits for it to exit and returns the
-// number of calls it counted itself.
+// number of calls it counted itself: GoNoWait, then Wait.
 func (p *Process) Go(t testing.TB) int {
+	t.Helper()
+	p.GoNoWait(t)
+	return p.Wait(t)
+}
+
+// GoNoWait writes the go line to the target and closes its stdin, without
+// waiting for it, so that a test can release several targets at once and
+// then Wait for each.
+func (p *Process) GoNoWait(t testing.TB) {
 	t.Helper()
 	fmt.Fprintln(p.stdin, "go")
 	p.stdin.Close()
+}
+
+// Wait waits (up to 2 minutes) for a released target to exit, which must
+// be with status 0, and returns the number of calls it printed.
+func (p *Process) Wait(t testing.TB) int {
+	t.Helper()
 	done := make(chan struct{})
 	calls := -1
 	go func() {
@@ -154,4 +226,9 @@ func (p *Process) Go(t testing.TB) int {
 		t.Fatalf("target %d printed no call count", p.PID)
 	}
 	return calls
+}
+
+// Signal sends sig to the target process (not to its children).
+func (p *Process) Signal(sig os.Signal) error {
+	return p.cmd.Process.Signal(sig)
 }
