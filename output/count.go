@@ -52,6 +52,8 @@ func (c *Count) Ready(probes []*session.Probe, processes int) { c.frame.Ready(pr
 
 func (c *Count) Err() error { return c.frame.Err() }
 
+func (c *Count) Stats(st session.Stats) { c.frame.Stats(st) }
+
 func (c *Count) Rearmed(path string, probes int) { c.frame.Rearmed(path, probes) }
 
 func (c *Count) Hit(h *session.Hit) {

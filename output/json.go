@@ -129,33 +129,38 @@ func (j *JSON) Hit(h *session.Hit) {
 }
 
 func (j *JSON) Summary(st session.Stats, elapsed time.Duration) {
+	j.counters("summary", st, elapsed)
+	j.Flush()
+}
+
+func (j *JSON) Stats(st session.Stats) { j.counters("stats", st, -1) }
+
+// counters writes a summary or stats line.
+func (j *JSON) counters(typ string, st session.Stats, elapsed time.Duration) {
 	b := j.buf[:0]
-	b = append(b, `{"type":"summary","hits":`...)
-	b = strconv.AppendUint(b, st.Hits, 10)
-	b = append(b, `,"lost":`...)
-	b = strconv.AppendUint(b, st.Lost, 10)
-	b = append(b, `,"unknown":`...)
-	b = strconv.AppendUint(b, st.Unknown, 10)
-	b = append(b, `,"undecoded":`...)
-	b = strconv.AppendUint(b, st.Undecoded, 10)
-	b = append(b, `,"filtered":`...)
-	b = strconv.AppendUint(b, st.Filtered, 10)
-	b = append(b, `,"unresolved":`...)
-	b = strconv.AppendUint(b, st.Unresolved, 10)
-	b = append(b, `,"missed_windows":`...)
-	b = strconv.AppendUint(b, st.MissedWindows, 10)
-	b = append(b, `,"processes":`...)
-	b = strconv.AppendInt(b, int64(st.Processes), 10)
-	b = append(b, `,"tracked":`...)
-	b = strconv.AppendInt(b, int64(st.Tracked), 10)
-	b = append(b, `,"probes":`...)
-	b = strconv.AppendInt(b, int64(st.Probes), 10)
-	b = append(b, `,"duration_ns":`...)
-	b = strconv.AppendInt(b, elapsed.Nanoseconds(), 10)
+	b = append(b, `{"type":`...)
+	b = appendString(b, typ)
+	for _, c := range []struct {
+		name string
+		n    uint64
+	}{
+		{"hits", st.Hits}, {"lost", st.Lost}, {"unknown", st.Unknown}, {"undecoded", st.Undecoded},
+		{"filtered", st.Filtered}, {"unresolved", st.Unresolved}, {"missed_windows", st.MissedWindows},
+		{"processes", uint64(st.Processes)}, {"tracked", uint64(st.Tracked)}, {"probes", uint64(st.Probes)},
+		{"fds", uint64(st.FDs)}, {"goroutines", uint64(st.Goroutines)},
+	} {
+		b = append(b, ',', '"')
+		b = append(b, c.name...)
+		b = append(b, '"', ':')
+		b = strconv.AppendUint(b, c.n, 10)
+	}
+	if elapsed >= 0 {
+		b = append(b, `,"duration_ns":`...)
+		b = strconv.AppendInt(b, elapsed.Nanoseconds(), 10)
+	}
 	b = append(b, "}\n"...)
 	j.buf = b
 	j.write(b)
-	j.Flush()
 }
 
 // appendValue renders a fetched argument: integers as JSON numbers, hex

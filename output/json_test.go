@@ -337,12 +337,25 @@ func TestJSONOtherLines(t *testing.T) {
 		{
 			name: "summary",
 			write: func(j *JSON) {
-				j.Summary(session.Stats{Hits: 10, Lost: 1, Unknown: 2, Undecoded: 3, Processes: 4, Probes: 5}, 1500*time.Millisecond)
+				j.Summary(session.Stats{Hits: 10, Lost: 1, Unknown: 2, Undecoded: 3, Filtered: 6, Unresolved: 7, MissedWindows: 8,
+					Processes: 4, Tracked: 9, Probes: 5, FDs: 11, Goroutines: 12}, 1500*time.Millisecond)
 			},
 			want: map[string]any{
 				"type": "summary", "hits": json.Number("10"), "lost": json.Number("1"), "unknown": json.Number("2"),
-				"undecoded": json.Number("3"), "processes": json.Number("4"), "probes": json.Number("5"),
+				"undecoded": json.Number("3"), "filtered": json.Number("6"), "unresolved": json.Number("7"),
+				"missed_windows": json.Number("8"), "processes": json.Number("4"), "tracked": json.Number("9"),
+				"probes": json.Number("5"), "fds": json.Number("11"), "goroutines": json.Number("12"),
 				"duration_ns": json.Number("1500000000"),
+			},
+		},
+		{
+			name:  "stats",
+			write: func(j *JSON) { j.Stats(session.Stats{Hits: 1, Tracked: 2}) },
+			want: map[string]any{
+				"type": "stats", "hits": json.Number("1"), "lost": json.Number("0"), "unknown": json.Number("0"),
+				"undecoded": json.Number("0"), "filtered": json.Number("0"), "unresolved": json.Number("0"),
+				"missed_windows": json.Number("0"), "processes": json.Number("0"), "tracked": json.Number("2"),
+				"probes": json.Number("0"), "fds": json.Number("0"), "goroutines": json.Number("0"),
 			},
 		},
 	}

@@ -63,6 +63,11 @@ func (t *Text) Hit(h *session.Hit) {
 	t.write(b)
 }
 
+func (t *Text) Stats(st session.Stats) {
+	fmt.Fprintf(t.status, "uprobectl: stats: %d hit(s), lost %d, unknown %d, %d process(es) tracked, %d seen, %d fds, %d goroutines\n",
+		st.Hits, st.Lost, st.Unknown, st.Tracked, st.Processes, st.FDs, st.Goroutines)
+}
+
 func (t *Text) Summary(st session.Stats, elapsed time.Duration) {
 	t.Flush()
 	fmt.Fprintf(t.status, "uprobectl: %d hit(s) from %d process(es) on %d probe(s) in %s; lost %d, unknown %d",

@@ -111,6 +111,7 @@ func (s *Session) defineTraces(targets []probe.Target) ([]*traceEvent, error) {
 	}
 	// From here on Close removes them with the group.
 	s.probes = append(s.probes, probes...)
+	s.probeCount.Store(int64(len(s.probes)))
 	cur := s.armed.Load()
 	next := &armedSet{byID: maps.Clone(cur.byID), files: maps.Clone(cur.files), paths: cur.paths}
 	for i, te := range traces {

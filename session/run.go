@@ -4,6 +4,7 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/uprobectl/uprobectl/finder"
 	"github.com/uprobectl/uprobectl/perfevent"
@@ -181,5 +182,9 @@ func (s *Session) afterRound(deliveredBefore uint64) {
 		f()
 	}
 	s.sweep()
+	if s.cfg.StatsInterval > 0 && time.Since(s.lastStats) >= s.cfg.StatsInterval {
+		s.lastStats = time.Now()
+		s.sink.Stats(s.Stats())
+	}
 	s.sink.Flush()
 }

@@ -30,6 +30,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,6 +52,8 @@ type Config struct {
 	Force       bool     // accept offsets not proven to be instruction boundaries
 	BufferPages int      // ring size per CPU in pages; 0: perfevent.DefaultPagesPerCPU
 	ProcRoot    string   // "" means /proc
+	// StatsInterval, if set, has the sink report the counters that often.
+	StatsInterval time.Duration
 }
 
 // perProcess: arm chosen processes only (--pid, run), not every mapper.
@@ -108,6 +111,8 @@ type Sink interface {
 	// Rearmed reports that a probed file was replaced (a new inode renamed
 	// over its path) and its probes are armed on the new file too.
 	Rearmed(path string, probes int)
+	// Stats reports the counters every Config.StatsInterval.
+	Stats(st Stats)
 	Hit(h *Hit)
 	Flush()
 }
@@ -131,6 +136,9 @@ type Stats struct {
 	Processes     int // processes recorded over the run
 	Tracked       int // processes in the table now
 	Probes        int
+
+	// Own resources, to show they stay bounded on a long run.
+	FDs, Goroutines int
 }
 
 // Session is one attach.
@@ -149,7 +157,9 @@ type Session struct {
 	global      []*perfevent.Attachment // all-task perf events (default scope)
 	seen        atomic.Int64            // processes recorded over the run
 	traceCount  int                     // trace events defined, for their names
+	probeCount  atomic.Int64            // len(probes), read by Stats without defineMu
 	lastSweep   time.Time
+	lastStats   time.Time
 	rings       *perfevent.Rings
 	maxHits     uint64
 	stop        context.CancelFunc
@@ -323,10 +333,9 @@ func warnf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "uprobectl: warning: "+format+"\n", args...)
 }
 
-func (s *Session) probeCount() int {
-	s.defineMu.Lock()
-	defer s.defineMu.Unlock()
-	return len(s.probes)
+func countFDs() int {
+	entries, _ := os.ReadDir("/proc/self/fd")
+	return len(entries)
 }
 
 // Stats returns the counters so far.
@@ -334,7 +343,8 @@ func (s *Session) Stats() Stats {
 	return Stats{
 		Hits: s.hits.Load(), Lost: s.lost.Load(), Unknown: s.unknown.Load(), Undecoded: s.undecoded.Load(), Unresolved: s.unresolved.Load(),
 		Filtered: s.filtered.Load(), MissedWindows: s.missed.Load(),
-		Processes: int(s.seen.Load()), Tracked: s.table.Len(), Probes: s.probeCount(),
+		Processes: int(s.seen.Load()), Tracked: s.table.Len(), Probes: int(s.probeCount.Load()),
+		FDs: countFDs(), Goroutines: runtime.NumGoroutine(),
 	}
 }
 

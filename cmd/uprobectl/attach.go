@@ -27,6 +27,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write hits (or counts) to this file instead of stdout"},
 		&cli.BoolFlag{Name: "force", Usage: "accept an offset that is not proven to be an instruction boundary (a wrong one corrupts the target)"},
 		&cli.IntFlag{Name: "buffer-pages", Value: 0, Usage: "ring buffer size per CPU, in pages (power of two; default 512 = 2 MiB)"},
+		&cli.DurationFlag{Name: "stats-interval", Usage: "report the counters (hits, lost, processes tracked, own fds and goroutines) this often"},
 	}
 }
 
@@ -91,6 +92,7 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 	}
 	cfg.Force = c.Bool("force")
 	cfg.BufferPages = c.Int("buffer-pages")
+	cfg.StatsInterval = c.Duration("stats-interval")
 
 	// Every way out below must reach sess.Close, which removes our events:
 	// signals become a cancelled context instead of killing us, and a broken

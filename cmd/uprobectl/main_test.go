@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -158,13 +159,19 @@ func (a *attachRun) waitReady(t *testing.T) map[string]any {
 	}
 }
 
-// wait collects the remaining lines and the exit code.
+// wait collects the remaining lines and the exit code. An attach that does
+// not end within a minute is a failure (and is sent SIGQUIT for its stacks).
 func (a *attachRun) wait(t *testing.T) int {
 	t.Helper()
+	timer := time.AfterFunc(time.Minute, func() { a.cmd.Process.Signal(syscall.SIGQUIT) })
+	defer timer.Stop()
 	for m := range a.lines {
 		a.all = append(a.all, m)
 	}
 	err := a.cmd.Wait()
+	if !timer.Stop() {
+		t.Fatalf("attach did not end within a minute; its stacks:\n%s", a.stderr.String())
+	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
 		return exit.ExitCode()
