@@ -169,6 +169,35 @@ func (r *Rings) Attach(traceEventID uint64, tid int, opts AttachOptions) (*Attac
 	return a, nil
 }
 
+// HoldArmed opens, on every CPU, a disabled perf event for all tasks on the
+// trace event. It records nothing. It exists for one kernel behaviour
+// measured on 6.18: with per-task events only, a child forked by a traced
+// process sometimes loses the breakpoint after some hits (the uprobe's perf
+// filter stops matching its mm and the kernel removes it: 5 runs in 25 of a
+// 50-child fork storm lost hits, under `perf record -- cmd` too). An
+// all-task event, enabled or not, makes the filter match every mm, so the
+// kernel never removes the breakpoint from any process; samples still come
+// only from the per-task events.
+func (r *Rings) HoldArmed(traceEventID uint64) (*Attachment, error) {
+	attr := &perf.Attr{
+		Type:    perf.TracepointEvent,
+		Config:  traceEventID,
+		Sample:  1,
+		Options: perf.Options{Disabled: true, UseClockID: true},
+		ClockID: unix.CLOCK_MONOTONIC,
+	}
+	a := &Attachment{}
+	for _, cpu := range r.cpus {
+		ev, err := perf.Open(attr, perf.AllThreads, cpu, nil)
+		if err != nil {
+			a.Close()
+			return nil, fmt.Errorf("perf_event_open(trace event %d, all tasks, cpu %d, disabled): %w", traceEventID, cpu, translateOpenError(err))
+		}
+		a.events = append(a.events, ev)
+	}
+	return a, nil
+}
+
 // Enable starts events opened with EnableOnExec before their exec, for the
 // rare caller that decides not to exec after all.
 func (a *Attachment) Enable() error {

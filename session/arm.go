@@ -29,6 +29,17 @@ func (s *Session) armTraces(traces []*traceEvent) error {
 		s.mu.Unlock()
 		return err
 	}
+	if s.cfg.followsChildren() {
+		for _, te := range traces {
+			a, err := s.rings.HoldArmed(te.event.ID)
+			if err != nil {
+				return err
+			}
+			s.mu.Lock()
+			s.global = append(s.global, a)
+			s.mu.Unlock()
+		}
+	}
 	for _, p := range s.table.All() {
 		if err := s.armProcess(p, traces); err != nil {
 			return err
