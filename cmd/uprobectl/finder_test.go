@@ -226,11 +226,13 @@ func TestManyShortLivedProcesses(t *testing.T) {
 	baseline := a.waitStats(t, nil)
 	run := targets.Start(t, spawner, "1000", counter, "3")
 	calls := run.Go(t)
-	after := a.waitStats(t, func(s map[string]any) bool { return num(s["tracked"]) == 0 })
+	after := a.waitStats(t, func(s map[string]any) bool { return num(s["processes"]) >= 1000 && num(s["tracked"]) == 0 })
 	a.stop(t)
 	if _, total := a.hitsBy(nil); total != calls || calls != 3000 {
 		t.Fatalf("hits %d, calls %d (want 3000)", total, calls)
 	}
+	t.Logf("before: tracked %v, fds %v, goroutines %v; after 1000 processes: tracked %v, fds %v, goroutines %v, processes seen %v",
+		baseline["tracked"], baseline["fds"], baseline["goroutines"], after["tracked"], after["fds"], after["goroutines"], after["processes"])
 	if num(after["fds"]) > num(baseline["fds"])+2 || num(after["goroutines"]) > num(baseline["goroutines"])+2 {
 		t.Errorf("resources grew: before %v, after %v", baseline, after)
 	}
