@@ -2,18 +2,14 @@ package finder
 
 import (
 	"bufio"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"golang.org/x/sys/unix"
 )
-
-var errESRCH = syscall.ESRCH
 
 // FileID names a file by device and inode, the way the kernel binds a uprobe
 // and the way /proc/PID/maps shows a mapping. Paths are not compared: a
@@ -57,10 +53,7 @@ func (m Mapping) FileOffset(addr uint64) (uint64, bool) {
 func Mappings(procRoot string, pid int, wanted map[FileID]bool) ([]Mapping, error) {
 	f, err := os.Open(fmt.Sprintf("%s/%d/maps", procRoot, pid))
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errESRCH) {
-			return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
-		}
-		return nil, err
+		return nil, procError(pid, err)
 	}
 	defer f.Close()
 	return parseMaps(f, wanted)

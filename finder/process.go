@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 )
 
 // ErrNoProcess is returned when a process does not exist (or exited while
@@ -47,10 +48,7 @@ func ReadProcess(procRoot string, pid int) (*Process, error) {
 	dir := fmt.Sprintf("%s/%d", procRoot, pid)
 	stat, err := os.ReadFile(dir + "/stat")
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errESRCH) {
-			return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
-		}
-		return nil, fmt.Errorf("read %s/stat: %w", dir, err)
+		return nil, procError(pid, err)
 	}
 	st, err := parseStat(stat)
 	if err != nil {
@@ -143,14 +141,20 @@ func parseCgroup2(b []byte) string {
 	return ""
 }
 
+// procError turns a failed read under /proc/PID into ErrNoProcess when the
+// process is gone (ENOENT, or ESRCH for a file opened just before it exited).
+func procError(pid int, err error) error {
+	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
+	}
+	return fmt.Errorf("pid %d: %w", pid, err)
+}
+
 // Threads lists the thread ids of pid from /proc/PID/task.
 func Threads(procRoot string, pid int) ([]int, error) {
 	entries, err := os.ReadDir(fmt.Sprintf("%s/%d/task", procRoot, pid))
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) || errors.Is(err, errESRCH) {
-			return nil, fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
-		}
-		return nil, err
+		return nil, procError(pid, err)
 	}
 	tids := make([]int, 0, len(entries))
 	for _, e := range entries {

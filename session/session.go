@@ -143,38 +143,44 @@ type Stats struct {
 
 // Session is one attach.
 type Session struct {
-	cfg         Config
-	sink        Sink
-	fs          *tracefs.FS
-	group       string
-	words       []string // the probe words, resolved again when a file is replaced
-	probes      []*Probe
-	traces      []*traceEvent
-	armed       atomic.Pointer[armedSet] // read on the hit path; replaced, never changed
+	cfg   Config
+	sink  Sink
+	fs    *tracefs.FS
+	rings *perfevent.Rings
+	group string   // this run's tracefs group, named after its owner
+	words []string // the probe words, resolved again when a file is replaced
+
+	// Probes and trace events. defineMu serializes defining and arming
+	// (start, and rearm when a file is replaced); the hit path reads armed.
+	defineMu   sync.Mutex
+	probes     []*Probe
+	traces     []*traceEvent
+	traceCount int                      // trace events defined, for their names
+	probeCount atomic.Int64             // len(probes), for Stats without defineMu
+	armed      atomic.Pointer[armedSet] // replaced, never changed
+	watcher    *fileWatcher             // notices a probed file replaced on disk
+
+	// The task-finder's state. The table is written on the reader goroutine
+	// (and at start, before it runs); the maps below belong to it.
 	table       finder.Table
-	comms       map[uint32]string       // last comm of every task (side-band), until it exits
-	awaitingExe map[uint32]bool         // recorded processes that called execve, until their program's mmap record
-	global      []*perfevent.Attachment // all-task perf events (default scope)
-	seen        atomic.Int64            // processes recorded over the run
-	traceCount  int                     // trace events defined, for their names
-	probeCount  atomic.Int64            // len(probes), read by Stats without defineMu
+	comms       map[uint32]string // last comm of every task (side-band), until it exits
+	awaitingExe map[uint32]bool   // recorded processes that called execve, until their program's mmap record
+	seen        atomic.Int64      // processes recorded over the run
 	lastSweep   time.Time
 	lastStats   time.Time
-	rings       *perfevent.Rings
-	maxHits     uint64
-	stop        context.CancelFunc
-	stopOnce    sync.Once
 
-	mu          sync.Mutex // guards attachments and exits
-	attachments map[int][]*perfevent.Attachment
-	exits       []exitEvent    // seen by the watcher, not yet reported
-	deferred    []func()       // to run on the reader goroutine
-	closers     sync.WaitGroup // perf events of exited processes being closed
+	mu          sync.Mutex                      // guards the fields below
+	global      []*perfevent.Attachment         // all-task perf events
+	attachments map[int][]*perfevent.Attachment // per-process perf events, by pid
+	exits       []exitEvent                     // seen by the pidfd watcher, not yet handled
+	deferred    []func()                        // to run on the reader goroutine
+	closers     sync.WaitGroup                  // perf events of exited processes being closed
+
+	maxHits uint64
+	stop    context.CancelFunc
+	closed  atomic.Bool
 
 	hits, lost, unknown, undecoded, unresolved, filtered, missed atomic.Uint64
-	closed                                                       atomic.Bool
-	defineMu                                                     sync.Mutex // serializes defining and arming trace events
-	watcher                                                      *fileWatcher
 }
 
 // ErrBadInput marks errors caused by what the user asked for (exit code 2).
@@ -204,9 +210,6 @@ func orDefault(s, def string) string {
 	}
 	return s
 }
-func (s *Session) Probes() []*Probe     { return s.probes }
-func (s *Session) Group() string        { return s.group }
-func (s *Session) Table() *finder.Table { return &s.table }
 
 // Resolve parses and resolves the probe words into targets without touching
 // the kernel. Every error is bad input.

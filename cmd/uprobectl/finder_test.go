@@ -14,7 +14,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/uprobectl/uprobectl/internal/targets"
 )
@@ -223,10 +222,10 @@ func TestManyShortLivedProcesses(t *testing.T) {
 	spawner := targets.Build(t, dir, "spawner")
 	a := startAttach(t, "--stats-interval", "200ms", counter+":fn")
 	a.waitReady(t)
-	baseline := a.waitStats(t, nil)
+	baseline := a.waitFor(t, "stats", nil)
 	run := targets.Start(t, spawner, "1000", counter, "3")
 	calls := run.Go(t)
-	after := a.waitStats(t, func(s map[string]any) bool { return num(s["processes"]) >= 1000 && num(s["tracked"]) == 0 })
+	after := a.waitFor(t, "stats", func(s map[string]any) bool { return num(s["processes"]) >= 1000 && num(s["tracked"]) == 0 })
 	a.stop(t)
 	if _, total := a.hitsBy(nil); total != calls || calls != 3000 {
 		t.Fatalf("hits %d, calls %d (want 3000)", total, calls)
@@ -241,26 +240,6 @@ func TestManyShortLivedProcesses(t *testing.T) {
 	}
 }
 
-// waitStats waits for a stats line that satisfies ok (any, if nil).
-func (a *attachRun) waitStats(t *testing.T, ok func(map[string]any) bool) map[string]any {
-	t.Helper()
-	timeout := time.After(60 * time.Second)
-	for {
-		select {
-		case m, open := <-a.lines:
-			if !open {
-				t.Fatalf("attach ended: %s", a.stderr.String())
-			}
-			a.all = append(a.all, m)
-			if m["type"] == "stats" && (ok == nil || ok(m)) {
-				return m
-			}
-		case <-timeout:
-			t.Fatalf("no matching stats line in 60s")
-		}
-	}
-}
-
 // TestLibraryReplacedByRename: a package upgrade renames a new inode over
 // the library while attached; processes on the old inode and on the new one
 // are both traced.
@@ -272,7 +251,7 @@ func TestLibraryReplacedByRename(t *testing.T) {
 	a := startAttach(t, lib+":lib_fn x=arg1:s64")
 	a.waitReady(t)
 	targets.CopyFile(t, lib, lib) // a new inode renamed over the path
-	waitLine(t, a, "rearmed")
+	a.waitFor(t, "rearmed", nil)
 	fresh := targets.Start(t, bin, "3000")
 	old.GoNoWait(t)
 	fresh.GoNoWait(t)
@@ -284,25 +263,6 @@ func TestLibraryReplacedByRename(t *testing.T) {
 			byPID[int64(old.PID)], callsOld, byPID[int64(fresh.PID)], callsNew)
 	}
 	a.checkSummary(t)
-}
-
-func waitLine(t *testing.T, a *attachRun, typ string) map[string]any {
-	t.Helper()
-	timeout := time.After(30 * time.Second)
-	for {
-		select {
-		case m, open := <-a.lines:
-			if !open {
-				t.Fatalf("attach ended before a %s line: %s", typ, a.stderr.String())
-			}
-			a.all = append(a.all, m)
-			if m["type"] == typ {
-				return m
-			}
-		case <-timeout:
-			t.Fatalf("no %s line in 30s: %s", typ, a.stderr.String())
-		}
-	}
 }
 
 // TestCommScope: --comm keeps one command name among processes that map

@@ -141,20 +141,26 @@ func startAttach(t *testing.T, args ...string) *attachRun {
 // waitReady reads lines until {"type":"ready"}.
 func (a *attachRun) waitReady(t *testing.T) map[string]any {
 	t.Helper()
+	return a.waitFor(t, "ready", nil)
+}
+
+// waitFor reads lines until one of type typ that ok accepts (any, if nil).
+func (a *attachRun) waitFor(t *testing.T, typ string, ok func(map[string]any) bool) map[string]any {
+	t.Helper()
 	timeout := time.After(60 * time.Second)
 	for {
 		select {
-		case m, ok := <-a.lines:
-			if !ok {
+		case m, open := <-a.lines:
+			if !open {
 				a.cmd.Wait()
-				t.Fatalf("attach ended before ready: %s", a.stderr.String())
+				t.Fatalf("attach ended before a %s line: %s", typ, a.stderr.String())
 			}
 			a.all = append(a.all, m)
-			if m["type"] == "ready" {
+			if m["type"] == typ && (ok == nil || ok(m)) {
 				return m
 			}
 		case <-timeout:
-			t.Fatalf("attach not ready after 60s: %s", a.stderr.String())
+			t.Fatalf("no %s line in 60s: %s", typ, a.stderr.String())
 		}
 	}
 }
