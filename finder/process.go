@@ -164,3 +164,27 @@ func Threads(procRoot string, pid int) ([]int, error) {
 	}
 	return tids, nil
 }
+
+// OldestWithComm returns the pid of the oldest process named comm, or 0.
+func OldestWithComm(procRoot, comm string) int {
+	entries, _ := os.ReadDir(procRoot)
+	best, bestStart := 0, uint64(0)
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", procRoot, pid))
+		if err != nil {
+			continue
+		}
+		st, err := parseStat(b)
+		if err != nil || st.comm != comm {
+			continue
+		}
+		if best == 0 || st.startTime < bestStart {
+			best, bestStart = pid, st.startTime
+		}
+	}
+	return best
+}

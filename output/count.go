@@ -110,7 +110,7 @@ func (c *Count) print(counts map[countKey]uint64, final bool) {
 		b = append(b, `{"type":"count","probe":`...)
 		b = appendString(b, r.key.probe.Name())
 		b = append(b, `,"binary":`...)
-		b = appendString(b, r.key.probe.Target.Path)
+		b = appendString(b, r.key.probe.Binary())
 		b = append(b, `,"symbol":`...)
 		b = appendString(b, r.key.probe.Target.Symbol)
 		b = append(b, `,"pid":`...)

@@ -50,9 +50,9 @@ func (s *Session) define(targets []probe.Target) error {
 		return err
 	}
 	if reaped, err := s.fs.Reap(); err != nil {
-		warnf("reaping events of dead uprobectl runs: %v", err)
+		s.warnf("reaping events of dead uprobectl runs: %v", err)
 	} else if len(reaped) > 0 {
-		warnf("removed %d event group(s) left by dead uprobectl runs", len(reaped))
+		s.warnf("removed %d event group(s) left by dead uprobectl runs", len(reaped))
 	}
 	s.group = owner.Group()
 	_, err = s.defineTraces(targets)
@@ -96,7 +96,7 @@ func (s *Session) defineTraces(targets []probe.Target) ([]*traceEvent, error) {
 		if te.byOffset[t.Offset] != nil {
 			continue // the same function named twice: one probe
 		}
-		p := &Probe{Target: t, trace: te}
+		p := &Probe{Target: t, trace: te, binary: s.displayPath(t.Path)}
 		te.probes = append(te.probes, p)
 		te.byOffset[t.Offset] = p
 		probes = append(probes, p)
@@ -157,7 +157,7 @@ func (s *Session) rearm(path string) {
 		if err != nil {
 			continue
 		}
-		ts, err := probe.Resolve(spec, probe.ResolveOptions{PID: s.resolvePID(), Force: s.cfg.Force})
+		ts, err := probe.Resolve(spec, s.resolveOptions())
 		if err != nil {
 			continue
 		}
@@ -168,7 +168,7 @@ func (s *Session) rearm(path string) {
 		}
 	}
 	if len(targets) == 0 {
-		s.later(func() { warnf("%s was replaced and its probes no longer resolve in the new file", path) })
+		s.later(func() { s.warnf("%s was replaced and its probes no longer resolve in the new file", path) })
 		return
 	}
 	probe.AssignEventNames(targets)
@@ -177,7 +177,7 @@ func (s *Session) rearm(path string) {
 		err = s.armTraces(traces)
 	}
 	if err != nil {
-		s.later(func() { warnf("%s was replaced; arming the new file failed: %v", path, err) })
+		s.later(func() { s.warnf("%s was replaced; arming the new file failed: %v", path, err) })
 		return
 	}
 	s.later(func() { s.sink.Rearmed(path, len(targets)) })

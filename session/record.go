@@ -33,14 +33,14 @@ func (s *Session) recordInitialProcesses(files map[finder.FileID]bool) error {
 				return badInput(fmt.Errorf("--pid %d: no such process (list processes with ps, or pgrep NAME)", pid))
 			}
 			if p.PID != pid {
-				warnf("--pid %d is a thread of process %d: tracing the whole process", pid, p.PID)
+				s.warnf("--pid %d is a thread of process %d: tracing the whole process", pid, p.PID)
 			}
 			if s.table.Lookup(p.PID) != nil {
 				continue
 			}
 			p.Maps, _ = finder.Mappings(s.procRoot(), p.PID, files)
 			if len(p.Maps) == 0 {
-				warnf("pid %d (%s) maps no probed file now: no hits from it unless it loads one later", p.PID, p.Comm)
+				s.warnf("pid %d (%s) maps no probed file now: no hits from it unless it loads one later", p.PID, p.Comm)
 			}
 			s.record(p)
 		}

@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"runtime"
 	"strings"
@@ -52,6 +53,12 @@ type Config struct {
 	Force       bool     // accept offsets not proven to be instruction boundaries
 	BufferPages int      // ring size per CPU in pages; 0: perfevent.DefaultPagesPerCPU
 	ProcRoot    string   // "" means /proc
+	// Root resolves the probes' paths inside another mount namespace's
+	// view, e.g. /proc/PID/root for a container; the probes bind to the
+	// inodes found there.
+	Root string
+	// Log receives warnings; nil means os.Stderr.
+	Log io.Writer
 	// StatsInterval, if set, has the sink report the counters that often.
 	StatsInterval time.Duration
 }
@@ -66,10 +73,20 @@ func (c *Config) followsChildren() bool { return !c.perProcess() || c.Follow || 
 type Probe struct {
 	Target probe.Target // Target.Event is the probe's name in the output
 	trace  *traceEvent
+	binary string
 }
 
 // Name is the probe's name in the output: the symbol, made unique.
 func (p *Probe) Name() string { return p.Target.Event }
+
+// Binary is the probed file's path as the traced processes see it (inside
+// their container, with Config.Root).
+func (p *Probe) Binary() string {
+	if p.binary == "" {
+		return p.Target.Path
+	}
+	return p.binary
+}
 
 // Group is the tracefs group of the probe's trace event.
 func (p *Probe) Group() string { return p.trace.event.Group }
@@ -213,21 +230,21 @@ func orDefault(s, def string) string {
 
 // Resolve parses and resolves the probe words into targets without touching
 // the kernel. Every error is bad input.
-func Resolve(words []string, pid int, force bool) ([]probe.Target, error) {
+func Resolve(words []string, opts probe.ResolveOptions, warn func(format string, args ...any)) ([]probe.Target, error) {
 	var targets []probe.Target
 	for _, w := range words {
 		spec, err := probe.ParseSpec(w)
 		if err != nil {
 			return nil, badInput(err)
 		}
-		ts, err := probe.Resolve(spec, probe.ResolveOptions{PID: pid, Force: force})
+		ts, err := probe.Resolve(spec, opts)
 		if err != nil {
 			return nil, badInput(err)
 		}
 		targets = append(targets, ts...)
 		if len(ts) > 0 {
 			if skipped := ts[0].Spec.Skipped; len(skipped) > 0 {
-				warnf("%q: skipped %d function(s) the kernel cannot probe: %s", w, len(skipped), strings.Join(skipped, "; "))
+				warn("%q: skipped %d function(s) the kernel cannot probe: %s", w, len(skipped), strings.Join(skipped, "; "))
 			}
 		}
 	}
@@ -243,7 +260,7 @@ func Resolve(words []string, pid int, force bool) ([]probe.Target, error) {
 // undone.
 func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	s := &Session{cfg: cfg, sink: sink, words: cfg.Probes, attachments: map[int][]*perfevent.Attachment{}, comms: map[uint32]string{}, awaitingExe: map[uint32]bool{}, lastSweep: time.Now()}
-	targets, err := Resolve(cfg.Probes, s.resolvePID(), cfg.Force)
+	targets, err := Resolve(cfg.Probes, s.resolveOptions(), s.warnf)
 	if err != nil {
 		return nil, err
 	}
@@ -284,7 +301,7 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	}
 	if !cfg.perProcess() {
 		if s.watcher, err = watchFiles(s, pathsOf(targets)); err != nil {
-			warnf("cannot watch the probed files for replacement: %v", err)
+			s.warnf("cannot watch the probed files for replacement: %v", err)
 		}
 	}
 	sink.Ready(s.probes, s.table.Len())
@@ -292,12 +309,23 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	return s, nil
 }
 
-// resolvePID is the process whose maps resolve library names.
-func (s *Session) resolvePID() int {
+// resolveOptions: library names resolve through the maps of the first
+// chosen process, paths inside Config.Root.
+func (s *Session) resolveOptions() probe.ResolveOptions {
+	pid := s.cfg.Launch
 	if len(s.cfg.PIDs) > 0 {
-		return s.cfg.PIDs[0]
+		pid = s.cfg.PIDs[0]
 	}
-	return s.cfg.Launch
+	return probe.ResolveOptions{PID: pid, Root: s.cfg.Root, Force: s.cfg.Force}
+}
+
+// displayPath is how the traced processes see a resolved path.
+func (s *Session) displayPath(p string) string {
+	root := strings.TrimSuffix(s.cfg.Root, "/")
+	if root != "" && strings.HasPrefix(p, root+"/") {
+		return strings.TrimPrefix(p, root)
+	}
+	return p
 }
 
 func classifyPerfError(err error) error {
@@ -332,8 +360,12 @@ func displayOf(args []probe.Arg) perfevent.Display {
 	return d
 }
 
-func warnf(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, "uprobectl: warning: "+format+"\n", args...)
+func (s *Session) warnf(format string, args ...any) {
+	w := s.cfg.Log
+	if w == nil {
+		w = os.Stderr
+	}
+	fmt.Fprintf(w, "uprobectl: warning: "+format+"\n", args...)
 }
 
 func countFDs() int {

@@ -7,11 +7,15 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/uprobectl/uprobectl/finder"
+	"github.com/uprobectl/uprobectl/metrics"
 	"github.com/uprobectl/uprobectl/output"
 	"github.com/uprobectl/uprobectl/session"
 )
@@ -28,7 +32,34 @@ func traceFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "force", Usage: "accept an offset that is not proven to be an instruction boundary (a wrong one corrupts the target)"},
 		&cli.IntFlag{Name: "buffer-pages", Value: 0, Usage: "ring buffer size per CPU, in pages (power of two; default 512 = 2 MiB)"},
 		&cli.DurationFlag{Name: "stats-interval", Usage: "report the counters (hits, lost, processes tracked, own fds and goroutines) this often"},
+		&cli.StringFlag{Name: "probes-file", Usage: "read probes from this file, one per line (blank lines and lines starting with # are skipped); $UPROBECTL_PROBES may hold more, one per line"},
+		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at ADDR/metrics, and /healthz, /readyz (e.g. :9464)"},
+		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status lines or warnings on stderr, only errors"},
 	}
+}
+
+// withEnv lets every flag be set from the environment too, as
+// UPROBECTL_<NAME> (UPROBECTL_METRICS_ADDR for --metrics-addr): a sidecar
+// is configured by its pod spec.
+func withEnv(flags []cli.Flag) []cli.Flag {
+	for _, f := range flags {
+		env := []string{"UPROBECTL_" + strings.ToUpper(strings.ReplaceAll(f.Names()[0], "-", "_"))}
+		switch f := f.(type) {
+		case *cli.BoolFlag:
+			f.EnvVars = env
+		case *cli.StringFlag:
+			f.EnvVars = env
+		case *cli.IntFlag:
+			f.EnvVars = env
+		case *cli.Uint64Flag:
+			f.EnvVars = env
+		case *cli.DurationFlag:
+			f.EnvVars = env
+		case *cli.IntSliceFlag:
+			f.EnvVars = env
+		}
+	}
+	return flags
 }
 
 func attachCommand() *cli.Command {
@@ -51,18 +82,32 @@ argument registers (%di %si %dx %cx %r8 %r9). Flags go before the probes.
 Scope: by default every process that maps a probed file, running now or
 started later (exec, dlopen, fork), is traced. --pid narrows it to chosen
 processes (and --follow their descendants), --comm to a command name.`,
-		Flags: append([]cli.Flag{
+		Flags: withEnv(append([]cli.Flag{
 			&cli.IntSliceFlag{Name: "pid", Aliases: []string{"p"}, Usage: "trace this whole process (all its threads); repeatable. Default: every process that maps a probed file"},
 			&cli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "with --pid: also trace the descendants, existing and new"},
 			&cli.StringFlag{Name: "comm", Usage: "only processes with this command name (as in /proc/PID/comm)"},
-		}, traceFlags()...),
+			&cli.IntFlag{Name: "container-pid", Usage: "resolve the probes' paths inside this process's root (its container), and trace every process mapping those files"},
+			&cli.StringFlag{Name: "container-comm", Usage: "like --container-pid, for the oldest process with this command name (waits for it up to --wait)"},
+			&cli.DurationFlag{Name: "wait", Value: 60 * time.Second, Usage: "with --container-comm: how long to wait for the process to appear"},
+		}, traceFlags()...)),
 		Action: runAttach,
 	}
 }
 
 func runAttach(c *cli.Context) error {
-	if c.NArg() == 0 {
-		return usageError(errors.New("attach: name at least one probe, e.g. uprobectl attach libc.so.6:malloc"))
+	probes, err := probeWords(c, c.Args().Slice())
+	if err != nil {
+		return err
+	}
+	if len(probes) == 0 {
+		return usageError(errors.New("attach: name at least one probe, e.g. uprobectl attach libc.so.6:malloc (or give --probes-file, $UPROBECTL_PROBES)"))
+	}
+	root, err := containerRoot(c)
+	if err != nil {
+		return err
+	}
+	if root != "" && len(c.IntSlice("pid")) > 0 {
+		return usageError(errors.New("attach: --container-pid/--container-comm and --pid exclude each other"))
 	}
 	for _, pid := range c.IntSlice("pid") {
 		if pid <= 0 {
@@ -76,7 +121,8 @@ func runAttach(c *cli.Context) error {
 		return usageError(errors.New("attach: --comm and --pid exclude each other"))
 	}
 	return trace(c, session.Config{
-		Probes: c.Args().Slice(),
+		Probes: probes,
+		Root:   root,
 		PIDs:   c.IntSlice("pid"),
 		Follow: c.Bool("follow"),
 		Comm:   c.String("comm"),
@@ -93,6 +139,11 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 	cfg.Force = c.Bool("force")
 	cfg.BufferPages = c.Int("buffer-pages")
 	cfg.StatsInterval = c.Duration("stats-interval")
+	status := io.Writer(os.Stderr)
+	if c.Bool("quiet") {
+		status = io.Discard
+		cfg.Log = io.Discard
+	}
 
 	// Every way out below must reach sess.Close, which removes our events:
 	// signals become a cancelled context instead of killing us, and a broken
@@ -116,12 +167,23 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 		defer f.Close()
 		hitsTo = f
 	}
-	out := newWriter(c, hitsTo, cancelOnWriteError)
+	out := newWriter(c, hitsTo, status, cancelOnWriteError)
+	var served *metrics.Sink
+	if addr := c.String("metrics-addr"); addr != "" {
+		if served, err = metrics.New(out, addr); err != nil {
+			return usageError(fmt.Errorf("--metrics-addr %s: %w", addr, err))
+		}
+		defer served.Close()
+		out = served
+	}
 
 	started := time.Now()
 	sess, err := session.Start(cfg, out)
 	if err != nil {
 		return err
+	}
+	if served != nil {
+		served.SetStats(sess.Stats)
 	}
 	defer func() {
 		if r := recover(); r != nil {
@@ -151,14 +213,77 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 }
 
 // newWriter picks the output: hits as text or JSON lines, or counts.
-func newWriter(c *cli.Context, w io.Writer, onError func()) output.Writer {
+func newWriter(c *cli.Context, w, status io.Writer, onError func()) output.Writer {
 	switch {
 	case c.Bool("count") && c.Bool("json"):
 		return output.NewCount(output.NewJSON(w, onError), c.Duration("interval"))
 	case c.Bool("count"):
-		return output.NewCount(output.NewText(w, os.Stderr, onError), c.Duration("interval"))
+		return output.NewCount(output.NewText(w, status, onError), c.Duration("interval"))
 	case c.Bool("json"):
 		return output.NewJSON(w, onError)
 	}
-	return output.NewText(w, os.Stderr, onError)
+	return output.NewText(w, status, onError)
+}
+
+// probeWords gathers the probes: args, --probes-file, $UPROBECTL_PROBES.
+func probeWords(c *cli.Context, args []string) ([]string, error) {
+	words := slices.Clone(args)
+	if path := c.String("probes-file"); path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return nil, usageError(fmt.Errorf("--probes-file: %w", err))
+		}
+		words = append(words, probeLines(string(b))...)
+	}
+	return append(words, probeLines(os.Getenv("UPROBECTL_PROBES"))...), nil
+}
+
+// probeLines splits a probes file: one probe per line; blank lines and
+// lines starting with # are skipped. A probe's own text is kept whole.
+func probeLines(text string) []string {
+	var words []string
+	for _, line := range strings.Split(text, "\n") {
+		line = strings.TrimSpace(line)
+		if line != "" && !strings.HasPrefix(line, "#") {
+			words = append(words, line)
+		}
+	}
+	return words
+}
+
+// containerRoot returns /proc/PID/root for --container-pid or
+// --container-comm, or "".
+func containerRoot(c *cli.Context) (string, error) {
+	pid := c.Int("container-pid")
+	if name := c.String("container-comm"); name != "" {
+		if pid != 0 {
+			return "", usageError(errors.New("--container-pid and --container-comm exclude each other"))
+		}
+		var err error
+		if pid, err = waitForComm(name, c.Duration("wait")); err != nil {
+			return "", session.Classify(session.ErrBadInput, err)
+		}
+	}
+	if pid == 0 {
+		return "", nil
+	}
+	root := fmt.Sprintf("/proc/%d/root", pid)
+	if _, err := os.Stat(root + "/"); err != nil {
+		return "", session.Classify(session.ErrBadInput, fmt.Errorf("--container-pid %d: cannot read its root (%v): is the pid right, and does uprobectl share its PID namespace (shareProcessNamespace, or hostPID) with CAP_SYS_PTRACE?", pid, err))
+	}
+	return root, nil
+}
+
+// waitForComm finds the oldest process named name, waiting up to wait.
+func waitForComm(name string, wait time.Duration) (int, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		if pid := finder.OldestWithComm("/proc", name); pid > 0 {
+			return pid, nil
+		}
+		if time.Now().After(deadline) {
+			return 0, fmt.Errorf("--container-comm %s: no such process after %s (check the name in /proc/PID/comm, at most 15 characters)", name, wait)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 }

@@ -67,7 +67,7 @@ the summary carries its exit code. Use --output to keep hits apart from the
 command's own output.
 
    uprobectl run --json 'libc.so.6:malloc size=arg1:u64' -- ./server --port 8080`,
-		Flags:  traceFlags(),
+		Flags:  withEnv(traceFlags()),
 		Action: runRun,
 	}
 }
@@ -86,8 +86,12 @@ func runRun(c *cli.Context) error {
 	if n := len(probes); n > 0 && probes[n-1] == "--" {
 		probes = probes[:n-1] // urfave/cli keeps the separator
 	}
+	probes, err := probeWords(c, probes)
+	if err != nil {
+		return err
+	}
 	if len(probes) == 0 {
-		return usageError(errors.New("run: name at least one probe before --"))
+		return usageError(errors.New("run: name at least one probe before -- (or give --probes-file, $UPROBECTL_PROBES)"))
 	}
 	if _, err := exec.LookPath(command[0]); err != nil {
 		return session.Classify(session.ErrBadInput, fmt.Errorf("run: %w", err))

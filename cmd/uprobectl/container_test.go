@@ -1,0 +1,152 @@
+package main
+
+// The sidecar case, without a container engine: a target in its own mount
+// and PID namespaces (unshare) loads a library from a path that exists only
+// inside; uprobectl attaches from outside by --container-pid, counts exact
+// hits, serves the same count as a Prometheus metric, and leaves nothing on
+// SIGTERM.
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/uprobectl/uprobectl/internal/targets"
+)
+
+func TestContainerPIDAndMetrics(t *testing.T) {
+	dir := kernelTest(t)
+	if _, err := exec.LookPath("unshare"); err != nil {
+		t.Fatalf("unshare (util-linux) is needed: %v", err)
+	}
+	bin := targets.Build(t, dir, "dlopener")
+	lib := targets.LibPath(dir, "libcounter.so")
+	inside := fmt.Sprintf("/mnt/uprobectl-test-%d", os.Getpid())
+	if _, err := os.Stat(inside); err == nil {
+		t.Fatalf("%s exists outside the container; the test needs a path that does not", inside)
+	}
+	script := fmt.Sprintf("mount -t tmpfs none /mnt && mkdir %[1]s && cp %[2]s %[1]s/ && exec %[3]s %[1]s/libcounter.so 4000", inside, lib, bin)
+	container := exec.Command("unshare", "--mount", "--pid", "--fork", "--mount-proc", "sh", "-c", script)
+	stdin, _ := container.StdinPipe()
+	stdout, _ := container.StdoutPipe()
+	container.Stderr = os.Stderr
+	if err := container.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { container.Process.Kill(); container.Wait() })
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || lines.Text() != "ready 1" {
+		t.Fatalf("the target should be pid 1 of its namespace: %q", lines.Text())
+	}
+	target := childOf(t, container.Process.Pid)
+
+	port := freePort(t)
+	a := startAttach(t, "--container-pid", fmt.Sprint(target), "--metrics-addr", "127.0.0.1:"+port,
+		inside+"/libcounter.so:lib_fn x=arg1:s64")
+	ready := a.waitReady(t)
+	if ev := ready["events"].([]any)[0].(map[string]any); ev["binary"] != inside+"/libcounter.so" {
+		t.Errorf("ready names %v, want the path as the container sees it", ev["binary"])
+	}
+	if code := httpGet(t, "http://127.0.0.1:"+port+"/readyz"); code != 200 {
+		t.Errorf("/readyz %d after ready", code)
+	}
+	fmt.Fprintln(stdin, "go")
+	stdin.Close()
+	calls := -1
+	for lines.Scan() {
+		if rest, ok := strings.CutPrefix(lines.Text(), "calls "); ok {
+			calls, _ = strconv.Atoi(rest)
+		}
+	}
+	if calls != 4000 {
+		t.Fatalf("target printed calls %d", calls)
+	}
+	// The metric reaches the count once the reader has delivered the hits.
+	var metric float64
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		if metric = scrapeHits(t, "http://127.0.0.1:"+port+"/metrics", "lib_fn"); int(metric) == calls {
+			break
+		}
+	}
+	start := time.Now()
+	a.cmd.Process.Signal(syscall.SIGTERM)
+	if code := a.wait(t); code != 0 {
+		t.Fatalf("SIGTERM: exit %d: %s", code, a.stderr.String())
+	}
+	t.Logf("SIGTERM to exit: %s", time.Since(start))
+	if _, total := a.hitsBy(nil); total != calls {
+		t.Errorf("JSON hits %d, calls %d", total, calls)
+	}
+	if int(metric) != calls {
+		t.Errorf("uprobectl_hits_total %v, calls %d", metric, calls)
+	}
+	a.checkSummary(t)
+}
+
+// childOf returns the pid of the only child of parent.
+func childOf(t *testing.T, parent int) int {
+	t.Helper()
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(parent) {
+			return pid
+		}
+	}
+	t.Fatalf("no child of %d", parent)
+	return 0
+}
+
+func freePort(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	_, port, _ := net.SplitHostPort(ln.Addr().String())
+	return port
+}
+
+func httpGet(t *testing.T, url string) int {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// scrapeHits sums uprobectl_hits_total for a probe.
+func scrapeHits(t *testing.T, url, probe string) float64 {
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("GET %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	sum := 0.0
+	for _, line := range strings.Split(string(body), "\n") {
+		if strings.HasPrefix(line, "uprobectl_hits_total{") && strings.Contains(line, `probe="`+probe+`"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			sum += v
+		}
+	}
+	return sum
+}
