@@ -150,3 +150,57 @@ func scrapeHits(t *testing.T, url, probe string) float64 {
 	}
 	return sum
 }
+
+// TestConfigFromFileAndEnvironment: probes from a file (with comments) and
+// from $UPROBECTL_PROBES, flags from the environment, and --quiet leaves
+// stderr empty on a clean run.
+func TestConfigFromFileAndEnvironment(t *testing.T) {
+	dir := kernelTest(t)
+	bin := targets.Build(t, dir, "uselib")
+	lib := targets.LibPath(dir, "libcounter.so")
+	file := dir + "/probes.txt"
+	os.WriteFile(file, []byte("# probes for the test\n\n"+lib+":lib_fn x=arg1:s64\n"), 0o644)
+	target := targets.Start(t, bin, "500")
+	cmd := exec.Command(binary, "attach")
+	cmd.Env = append(os.Environ(),
+		"UPROBECTL_PROBES_FILE="+file,
+		"UPROBECTL_PROBES="+lib+":lib_calls_made\n",
+		"UPROBECTL_PID="+strconv.Itoa(target.PID),
+		"UPROBECTL_JSON=true",
+		"UPROBECTL_QUIET=true",
+	)
+	var stdout, stderr strings.Builder
+	pipe, _ := cmd.StdoutPipe()
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(pipe)
+	for lines.Scan() {
+		stdout.WriteString(lines.Text() + "\n")
+		if strings.Contains(lines.Text(), `"type":"ready"`) {
+			break
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for lines.Scan() {
+			stdout.WriteString(lines.Text() + "\n")
+		}
+	}()
+	calls := target.Go(t)
+	<-done
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("attach: %v\n%s", err, stderr.String())
+	}
+	if n := strings.Count(stdout.String(), `"type":"hit","probe":"lib_fn"`); n != calls {
+		t.Errorf("lib_fn hits %d, calls %d", n, calls)
+	}
+	if n := strings.Count(stdout.String(), `"type":"hit","probe":"lib_calls_made"`); n != 1 {
+		t.Errorf("lib_calls_made hits %d, want 1 (the probe from $UPROBECTL_PROBES)", n)
+	}
+	if stderr.Len() != 0 {
+		t.Errorf("--quiet, yet stderr has:\n%s", stderr.String())
+	}
+}
