@@ -93,7 +93,13 @@ func openAnchor(cpu, pages int) (*perf.Event, error) {
 	}
 	if err := ev.MapRingNumPages(pages); err != nil {
 		ev.Close()
-		return nil, fmt.Errorf("map ring on cpu %d (%d pages; lower --buffer-pages or raise perf_event_mlock_kb): %w", cpu, pages, err)
+		err = fmt.Errorf("map the ring of cpu %d (%d pages): %w", cpu, pages, err)
+		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
+			// Rings beyond kernel.perf_event_mlock_kb count against
+			// RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK.
+			return nil, fmt.Errorf("%w (add CAP_IPC_LOCK, raise `ulimit -l`, or lower --buffer-pages): %w", ErrPermission, err)
+		}
+		return nil, err
 	}
 	return ev, nil
 }

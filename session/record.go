@@ -105,8 +105,8 @@ func (s *Session) record(p *finder.Process) {
 // mappings, so the probes are armed in it: by inherit, or by the kernel for
 // every mapper).
 func (s *Session) onFork(rec *perfevent.Record) {
-	if rec.PID == rec.PPID {
-		return // a new thread: the process is already recorded
+	if rec.PID == rec.PPID || rec.PID == 0 {
+		return // a new thread, or a process outside our PID namespace
 	}
 	parent := s.table.Lookup(int(rec.PPID))
 	if parent == nil || !s.cfg.followsChildren() || s.table.Lookup(int(rec.PID)) != nil {
@@ -174,6 +174,11 @@ func (s *Session) onMmap(rec *perfevent.Record) {
 	}
 	mapping := finder.Mapping{File: id, Start: m.Addr, End: m.Addr + m.Len, Offset: m.Pgoff}
 	pid := int(rec.PID)
+	if pid == 0 {
+		// The kernel gives pid 0 for a task outside our PID namespace (a
+		// sidecar sees its pod, not the node): it cannot be recorded.
+		return
+	}
 	if p := s.table.Lookup(pid); p != nil {
 		if !slices.Contains(p.Maps, mapping) {
 			updated := *p

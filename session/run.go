@@ -86,9 +86,10 @@ func (s *Session) hit(rec *perfevent.Record) {
 	}
 	proc := s.table.Lookup(int(rec.PID))
 	if proc == nil {
-		if s.cfg.perProcess() {
-			// Children of a --pid process carry its inherited events:
-			// outside the scope without --follow.
+		if s.cfg.perProcess() || rec.PID == 0 {
+			// Children of a --pid process carry its inherited events;
+			// pid 0 is a process outside our PID namespace (another pod
+			// sharing the file's inode): both are outside the scope.
 			s.filtered.Add(1)
 			return
 		}

@@ -269,7 +269,11 @@ func containerRoot(c *cli.Context) (string, error) {
 	}
 	root := fmt.Sprintf("/proc/%d/root", pid)
 	if _, err := os.Stat(root + "/"); err != nil {
-		return "", session.Classify(session.ErrBadInput, fmt.Errorf("--container-pid %d: cannot read its root (%v): is the pid right, and does uprobectl share its PID namespace (shareProcessNamespace, or hostPID) with CAP_SYS_PTRACE?", pid, err))
+		class := session.ErrBadInput
+		if errors.Is(err, os.ErrPermission) {
+			class = session.ErrEnvironment
+		}
+		return "", session.Classify(class, fmt.Errorf("--container-pid %d: cannot read its root (%v): is the pid right, and does uprobectl share its PID namespace (shareProcessNamespace, or hostPID) with CAP_SYS_PTRACE?", pid, err))
 	}
 	return root, nil
 }

@@ -204,3 +204,38 @@ func TestConfigFromFileAndEnvironment(t *testing.T) {
 		t.Errorf("--quiet, yet stderr has:\n%s", stderr.String())
 	}
 }
+
+// TestHitsFromOutsideOurPIDNamespace: uprobectl in its own PID namespace (a
+// sidecar sees its pod only) gets hits from processes it cannot see as pid
+// 0 when they share the file's inode; they are counted as filtered, never
+// attributed to a made-up process.
+func TestHitsFromOutsideOurPIDNamespace(t *testing.T) {
+	dir := kernelTest(t)
+	bin := targets.Build(t, dir, "counter-pie")
+	outside := targets.Start(t, bin, "300")
+	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", binary, "attach", "--json", "--quiet", bin+":fn")
+	pipe, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(pipe)
+	for lines.Scan() && !strings.Contains(lines.Text(), `"type":"ready"`) {
+	}
+	outside.Go(t)
+	time.Sleep(200 * time.Millisecond)
+	// unshare does not pass signals on: signal uprobectl, pid 1 inside.
+	syscall.Kill(childOf(t, cmd.Process.Pid), syscall.SIGINT)
+	var out strings.Builder
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("attach in a PID namespace: %v", err)
+	}
+	if n := strings.Count(out.String(), `"type":"hit"`); n != 0 {
+		t.Errorf("%d hits delivered from a process uprobectl cannot see", n)
+	}
+	if !strings.Contains(out.String(), `"filtered":300`) {
+		t.Errorf("want the 300 outside hits counted as filtered; summary: %s", out.String())
+	}
+}
