@@ -89,7 +89,12 @@ func (p *Probe) Binary() string {
 }
 
 // Group is the tracefs group of the probe's trace event.
-func (p *Probe) Group() string { return p.trace.event.Group }
+func (p *Probe) Group() string {
+	if p.trace == nil || p.trace.event == nil {
+		return ""
+	}
+	return p.trace.event.Group
+}
 
 // traceEvent is one trace event in tracefs. All the probes of one file
 // with the same kind and fetch args share one trace event, as the kernel
