@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"slices"
+	"sync"
+	"unsafe"
 
 	perf "github.com/elastic/go-perf"
 	"golang.org/x/sys/unix"
@@ -110,6 +113,31 @@ func (r *Rings) Read(ctx context.Context, handle func(*Record), afterRound func(
 func (r *Rings) Drain(handle func(*Record)) {
 	r.readAll()
 	r.deliver(handle, ^uint64(0))
+}
+
+// FlushLost makes the kernel write out the records it dropped but has not
+// reported yet: a ring that overflowed reports its lost count only with the
+// next record written to it, and once the traced processes are gone nothing
+// may come. Renaming a thread pinned to each CPU writes a comm record into
+// that CPU's ring (the side-band sees every task), which carries the lost
+// count before it. Call Drain afterwards.
+func (r *Rings) FlushLost() {
+	var wg sync.WaitGroup
+	for _, cpu := range r.cpus {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			runtime.LockOSThread() // the thread exits with the goroutine: its pinning goes with it
+			var set unix.CPUSet
+			set.Set(cpu)
+			if unix.SchedSetaffinity(0, &set) != nil {
+				return
+			}
+			name := []byte("uprobectl-flush\x00")
+			unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+		}()
+	}
+	wg.Wait()
 }
 
 // deliver hands out, in time order, the pending records older than before.

@@ -412,6 +412,8 @@ func (s *Session) Close() error {
 	s.closers.Wait()
 	if s.rings != nil {
 		s.rings.Drain(s.handle)
+		s.rings.FlushLost()
+		s.rings.Drain(s.handle)
 		s.afterRound(^uint64(0))
 		s.rings.Close()
 	}

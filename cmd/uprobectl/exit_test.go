@@ -1,7 +1,9 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
+	"encoding/json"
 	"context"
 	"errors"
 	"fmt"
@@ -191,5 +193,43 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met in 30s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestLossIsNeverSilent: a reader that stalls makes the rings overflow; the
+// hits that were dropped must show up in "lost", even when the traced
+// process has exited and nothing else is written to the rings (the kernel
+// reports a ring's lost count only with its next record).
+func TestLossIsNeverSilent(t *testing.T) {
+	dir := kernelTest(t)
+	bin := targets.Build(t, dir, "counter-pie")
+	target := targets.Start(t, bin, "400000")
+	cmd := exec.Command(binary, "attach", "--json", "--buffer-pages", "16", "--pid", fmt.Sprint(target.PID), bin+":fn")
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lines := bufio.NewScanner(stdout)
+	for lines.Scan() && !strings.Contains(lines.Text(), `"type":"ready"`) {
+	}
+	target.GoNoWait(t)
+	time.Sleep(3 * time.Second) // uprobectl blocks on its full stdout meanwhile
+	calls := target.Wait(t)
+	hits, summary := 0, ""
+	for lines.Scan() {
+		if strings.Contains(lines.Text(), `"type":"hit"`) {
+			hits++
+		} else if strings.Contains(lines.Text(), `"type":"summary"`) {
+			summary = lines.Text()
+		}
+	}
+	cmd.Wait()
+	var s struct{ Hits, Lost int }
+	if err := json.Unmarshal([]byte(summary), &s); err != nil {
+		t.Fatalf("summary %q: %v", summary, err)
+	}
+	t.Logf("calls %d, hits %d, lost %d", calls, s.Hits, s.Lost)
+	if s.Hits != hits || s.Hits+s.Lost < calls {
+		t.Errorf("calls %d but hits %d + lost %d: a loss went unreported", calls, s.Hits, s.Lost)
 	}
 }
