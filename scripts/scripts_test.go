@@ -1,0 +1,836 @@
+// Tests of the example scripts (malloc-free-by-process, func-latency,
+// lock-holders) on real uprobes: each runs against a C target from
+// testdata/targets that counts its own calls, and the numbers the script
+// prints are compared with the target's. The scripts find uprobectl through
+// $UPROBECTL, built once by TestMain. Kernel tests share tracefs: run them
+// with go test -p 1, as scripts/test does.
+package scripts
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/uprobectl/uprobectl/internal/targets"
+)
+
+var uprobectlBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "scripts-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	uprobectlBin = filepath.Join(dir, "uprobectl")
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		goCmd = filepath.Join(runtime.GOROOT(), "bin", "go")
+	}
+	if out, err := exec.Command(goCmd, "build", "-o", uprobectlBin, "../cmd/uprobectl").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "go build uprobectl: %v\n%s", err, out)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// requireTools: the kernel (root, tracefs) and jq, which the scripts use.
+func requireTools(t *testing.T) {
+	t.Helper()
+	targets.RequireKernel(t)
+	if _, err := exec.LookPath("jq"); err != nil {
+		if os.Getenv("UPROBECTL_REQUIRE_KERNEL") == "1" {
+			t.Fatal("jq is missing (scripts/setup installs it)")
+		}
+		t.Skip("needs jq (scripts/setup installs it)")
+	}
+}
+
+// buildC compiles testdata/targets/NAME.c into a temporary directory.
+func buildC(t *testing.T, name string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), name)
+	src := filepath.Join(targets.Source(), name+".c")
+	if b, err := exec.Command("gcc", "-O0", "-pthread", "-o", out, src).CombinedOutput(); err != nil {
+		t.Fatalf("gcc %s: %v\n%s", src, err, b)
+	}
+	return out
+}
+
+// --- uprobe_events: nothing of our runs may remain ---
+
+func readEvents(t *testing.T) []string {
+	t.Helper()
+	var err error
+	for _, p := range []string{"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events"} {
+		var b []byte
+		if b, err = os.ReadFile(p); err == nil {
+			return strings.Split(strings.TrimSpace(string(b)), "\n")
+		}
+	}
+	t.Fatalf("read uprobe_events: %v", err)
+	return nil
+}
+
+// checkEvents snapshots uprobe_events and, when the test ends, checks that
+// no event of the groups our runs used remains. Other tests may be using
+// tracefs at the same time, so foreign lines may come and go: they are
+// only logged.
+func checkEvents(t *testing.T, groups *[]string) {
+	t.Helper()
+	before := readEvents(t)
+	t.Cleanup(func() {
+		after := readEvents(t)
+		old := map[string]bool{}
+		for _, l := range before {
+			old[l] = true
+		}
+		for _, l := range after {
+			for _, g := range *groups {
+				if strings.Contains(l, ":"+g+"/") {
+					t.Errorf("uprobe_events still holds an event of our run (group %s): %s", g, l)
+				}
+			}
+			if l != "" && !old[l] {
+				t.Logf("foreign uprobe_events line appeared meanwhile: %s", l)
+			}
+		}
+	})
+}
+
+// --- targets ---
+
+// target is a C target: it prints "ready PID", waits for a line on stdin,
+// works, prints "KEY VALUE" lines.
+type target struct {
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	lines chan string
+	pid   int
+}
+
+func startTarget(t *testing.T, path string, args ...string) *target {
+	t.Helper()
+	cmd := exec.Command(path, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tg := &target{cmd: cmd, stdin: stdin, lines: make(chan string, 64), pid: cmd.Process.Pid}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			tg.lines <- sc.Text()
+		}
+		close(tg.lines)
+	}()
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	select {
+	case l := <-tg.lines:
+		if !strings.HasPrefix(l, "ready ") {
+			t.Fatalf("%s: expected its ready line, got %q", path, l)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s did not print its ready line", path)
+	}
+	return tg
+}
+
+// release writes the go line; with closeStdin the target exits once done.
+func (tg *target) release(t *testing.T, closeStdin bool) {
+	t.Helper()
+	fmt.Fprintln(tg.stdin, "go")
+	if closeStdin {
+		tg.stdin.Close()
+	}
+}
+
+// results reads "KEY VALUE" lines until the target prints its "calls" line.
+func (tg *target) results(t *testing.T) map[string]string {
+	t.Helper()
+	res := map[string]string{}
+	deadline := time.After(30 * time.Second)
+	for {
+		select {
+		case l, ok := <-tg.lines:
+			if !ok {
+				t.Fatalf("target %d ended without its calls line (got %v)", tg.pid, res)
+			}
+			if i := strings.LastIndexByte(l, ' '); i > 0 {
+				res[l[:i]] = l[i+1:] // "mutex m1 0x…": key "mutex m1"
+			}
+			if strings.HasPrefix(l, "calls ") {
+				return res
+			}
+		case <-deadline:
+			t.Fatalf("target %d did not finish", tg.pid)
+		}
+	}
+}
+
+func (tg *target) exit(t *testing.T) {
+	t.Helper()
+	tg.stdin.Close()
+	done := make(chan error, 1)
+	go func() { done <- tg.cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("target %d: %v", tg.pid, err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Errorf("target %d did not exit", tg.pid)
+	}
+}
+
+func atoi(t *testing.T, s string) int64 {
+	t.Helper()
+	n, err := strconv.ParseInt(s, 0, 64)
+	if err != nil {
+		t.Fatalf("not a number: %q", s)
+	}
+	return n
+}
+
+// --- running a script ---
+
+// run is a script running in its own process group, as a shell runs a
+// foreground job: SIGINT to the group is Ctrl-C.
+type run struct {
+	cmd            *exec.Cmd
+	stdout, stderr syncBuffer
+	ready          chan string // the uprobectl group, once armed
+	done           chan struct{}
+	err            error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var groupRE = regexp.MustCompile(`\(uprobectl group (\S+)\); Ctrl-C to stop`)
+
+func startScript(t *testing.T, env []string, script string, args ...string) *run {
+	t.Helper()
+	cmd := exec.Command("./"+script, args...)
+	cmd.Env = append(append(os.Environ(), "UPROBECTL="+uprobectlBin), env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	r := &run{cmd: cmd, ready: make(chan string, 1), done: make(chan struct{})}
+	cmd.Stdout = &r.stdout
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			l := sc.Text()
+			r.stderr.Write([]byte(l + "\n"))
+			if m := groupRE.FindStringSubmatch(l); m != nil {
+				r.ready <- m[1]
+			}
+		}
+		r.err = cmd.Wait()
+		close(r.done)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-r.done:
+		default: // a failed test: stop it as Ctrl-C would, then for good
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			select {
+			case <-r.done:
+			case <-time.After(10 * time.Second):
+				syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+				<-r.done
+			}
+		}
+	})
+	return r
+}
+
+// waitReady waits for the "…; Ctrl-C to stop" line and records the group.
+func (r *run) waitReady(t *testing.T, groups *[]string) {
+	t.Helper()
+	select {
+	case g := <-r.ready:
+		*groups = append(*groups, g)
+	case <-r.done:
+		t.Fatalf("%s ended before tracing: %v\nstderr:\n%s", r.cmd.Path, r.err, r.stderr.String())
+	case <-time.After(20 * time.Second):
+		t.Fatalf("%s did not arm its probes\nstderr:\n%s", r.cmd.Path, r.stderr.String())
+	}
+}
+
+// wait waits for the script's end and returns its exit code.
+func (r *run) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case <-r.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not end\nstderr:\n%s", r.cmd.Path, r.stderr.String())
+	}
+	t.Logf("%s %s:\n%s%s", r.cmd.Path, strings.Join(r.cmd.Args[1:], " "), r.stdout.String(), r.stderr.String())
+	if r.err == nil {
+		return 0
+	}
+	if ee, ok := r.err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	t.Fatalf("%s: %v", r.cmd.Path, r.err)
+	return -1
+}
+
+// --- usage, bad input ---
+
+func TestUsageAndBadArguments(t *testing.T) {
+	// These end before uprobectl starts; without root there is nothing to check.
+	var groups []string
+	if os.Geteuid() == 0 {
+		if _, err := os.Stat("/sys/kernel/tracing/uprobe_events"); err == nil {
+			checkEvents(t, &groups)
+		}
+	}
+	for _, c := range []struct {
+		script string
+		args   []string
+		code   int
+		want   string
+	}{
+		{"malloc-free-by-process", []string{"--help"}, 0, "usage: malloc-free-by-process [--pid PID]... [--duration D]"},
+		{"func-latency", []string{"-h"}, 0, "usage: func-latency [--pid PID]... [--duration D] BINARY:FUNCTION"},
+		{"lock-holders", []string{"--help"}, 0, "usage: lock-holders [--pid PID]... [--duration D] [LIB]"},
+		{"malloc-free-by-process", []string{"--bogus"}, 2, "unknown option --bogus"},
+		{"malloc-free-by-process", []string{"extra"}, 2, "unexpected argument"},
+		{"malloc-free-by-process", []string{"--pid"}, 2, "--pid needs a PID"},
+		{"func-latency", nil, 2, "which function?"},
+		{"func-latency", []string{"libc.so.6"}, 2, "expected BINARY:FUNCTION"},
+		{"func-latency", []string{"libc.so.6:mall*"}, 2, "one function name"},
+		{"func-latency", []string{"libc.so.6:malloc%return"}, 2, "one function name"},
+		{"func-latency", []string{"a:f", "b:g"}, 2, "one BINARY:FUNCTION only"},
+		{"lock-holders", []string{"a.so", "b.so"}, 2, "one LIB only"},
+	} {
+		cmd := exec.Command("./"+c.script, c.args...)
+		cmd.Env = append(os.Environ(), "UPROBECTL="+uprobectlBin)
+		out, err := cmd.CombinedOutput()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else if err != nil {
+			t.Fatalf("%s %v: %v", c.script, c.args, err)
+		}
+		if code != c.code || !strings.Contains(string(out), c.want) {
+			t.Errorf("%s %v: exit %d, want %d with %q; output:\n%s", c.script, c.args, code, c.code, c.want, out)
+		}
+	}
+}
+
+// uprobectl's refusals come through with its exit code; a missing
+// uprobectl is an environment error (3).
+func TestUprobectlExitCodePassedThrough(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	for _, c := range []struct {
+		script string
+		env    []string
+		args   []string
+		code   int
+		want   string
+	}{
+		{"func-latency", nil, []string{"/nonexistent/prog:fn"}, 2, "/nonexistent/prog"},
+		{"func-latency", nil, []string{"libc.so.6:no_such_function_here"}, 2, "no_such_function_here"},
+		{"malloc-free-by-process", nil, []string{"--pid", "999999999"}, 2, "999999999"},
+		{"lock-holders", nil, []string{"--duration", "1s", "no-such-lib.so.9"}, 2, "no-such-lib.so.9"},
+		{"malloc-free-by-process", nil, []string{"--duration", "bogus"}, 2, "bogus"},
+		{"lock-holders", []string{"UPROBECTL=/nonexistent/uprobectl"}, nil, 3, "/nonexistent/uprobectl"},
+	} {
+		r := startScript(t, c.env, c.script, c.args...)
+		code := r.wait(t)
+		if code != c.code || !strings.Contains(r.stderr.String(), c.want) {
+			t.Errorf("%s %v: exit %d, want %d with %q in stderr:\n%s", c.script, c.args, code, c.code, c.want, r.stderr.String())
+		}
+		if r.stdout.String() != "" {
+			t.Errorf("%s %v: printed on stdout: %q", c.script, c.args, r.stdout.String())
+		}
+	}
+}
+
+// --- malloc-free-by-process ---
+
+type mallocRow struct {
+	comm                   string
+	mallocs, frees, bytes_ int64
+}
+
+// parseMallocTable: PID COMM MALLOCS FREES BYTES, COMM possibly with spaces.
+func parseMallocTable(t *testing.T, out string) map[int]mallocRow {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(lines) == 0 || strings.Join(strings.Fields(lines[0]), " ") != "PID COMM MALLOCS FREES BYTES" {
+		t.Fatalf("no table header in:\n%s", out)
+	}
+	rows := map[int]mallocRow{}
+	for _, l := range lines[1:] {
+		f := strings.Fields(l)
+		if len(f) < 5 {
+			t.Fatalf("bad row %q", l)
+		}
+		n := len(f)
+		rows[int(atoi(t, f[0]))] = mallocRow{strings.Join(f[1:n-3], " "), atoi(t, f[n-3]), atoi(t, f[n-2]), atoi(t, f[n-1])}
+	}
+	return rows
+}
+
+func checkMallocRow(t *testing.T, rows map[int]mallocRow, tg *target, res map[string]string) {
+	t.Helper()
+	got, ok := rows[tg.pid]
+	if !ok {
+		t.Errorf("no row for target %d", tg.pid)
+		return
+	}
+	want := mallocRow{"mallocs", atoi(t, res["mallocs"]), atoi(t, res["frees"]), atoi(t, res["bytes"])}
+	if got != want {
+		t.Errorf("target %d: row %+v, want %+v (the target's own counts)", tg.pid, got, want)
+	}
+}
+
+func TestMallocFreeByProcess(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "mallocs")
+	tg := startTarget(t, bin, "3001", "24", "4096", "100000", "7")
+	r := startScript(t, nil, "malloc-free-by-process", "--pid", strconv.Itoa(tg.pid))
+	r.waitReady(t, &groups)
+	tg.release(t, true)
+	res := tg.results(t)
+	// The target exits: with --pid, uprobectl ends and the table comes.
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	rows := parseMallocTable(t, r.stdout.String())
+	checkMallocRow(t, rows, tg, res)
+	if len(rows) != 1 {
+		t.Errorf("rows for other processes than the target: %v", rows)
+	}
+	if res["mallocs"] != "3001" || res["frees"] != "1501" {
+		t.Fatalf("target counted %v", res)
+	}
+}
+
+// Output redirected to a file, appended to, with stderr: nothing already
+// there is lost, and the ready line and the table both land in it.
+func TestOutputAppendedToAFile(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "mallocs")
+	tg := startTarget(t, bin, "100", "10")
+	path := filepath.Join(t.TempDir(), "log")
+	if err := os.WriteFile(path, []byte("earlier line\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command("./malloc-free-by-process", "--pid", strconv.Itoa(tg.pid))
+	cmd.Env = append(os.Environ(), "UPROBECTL="+uprobectlBin)
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	var waitErr error
+	done := make(chan struct{})
+	go func() { waitErr = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		select {
+		case <-done:
+		default:
+			syscall.Kill(-cmd.Process.Pid, syscall.SIGINT)
+			<-done
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		b, _ := os.ReadFile(path)
+		if m := groupRE.FindSubmatch(b); m != nil {
+			groups = append(groups, string(m[1]))
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no ready line in the file:\n%s", b)
+		}
+	}
+	tg.release(t, true)
+	res := tg.results(t)
+	select {
+	case <-done:
+		if waitErr != nil {
+			t.Fatalf("exit: %v", waitErr)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the script did not end")
+	}
+	b, _ := os.ReadFile(path)
+	out := string(b)
+	t.Logf("the file:\n%s", out)
+	if !strings.HasPrefix(out, "earlier line\n") || !strings.Contains(out, "Ctrl-C to stop\n") {
+		t.Errorf("the file lost what was in it, or the ready line:\n%s", out)
+	}
+	i := strings.Index(out, "PID ")
+	if i < 0 {
+		t.Fatalf("no table in the file:\n%s", out)
+	}
+	checkMallocRow(t, parseMallocTable(t, out[i:]), tg, res)
+}
+
+// Without --pid every process mapping libc is traced, the script's own jq
+// and awk included; they run from private copies, so their calls, made for
+// each hit they read, are not hits again. Two targets, one row each.
+func TestMallocFreeByProcessEveryProcess(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "mallocs")
+	a := startTarget(t, bin, "2000", "64", "1000")
+	b := startTarget(t, bin, "777", "300000")
+	libc := mappedInode(t, a.pid, "libc.so.6") // the file probed, as mapped
+	r := startScript(t, nil, "malloc-free-by-process", "--duration", "3s")
+	r.waitReady(t, &groups)
+	a.release(t, true)
+	b.release(t, true)
+	// Under the script: uprobectl, then, soon after the ready line, jq and
+	// awk, which must run from copies of the loader and libraries: libc's
+	// inode, where the probes are, is not mapped in them.
+	ours := map[int]bool{}
+	private := map[int]bool{}
+	for end := time.Now().Add(3 * time.Second); len(private) < 2 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
+		for pid := range descendants(r.cmd.Process.Pid) {
+			ours[pid] = true
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if !bytes.Contains(cmdline, []byte("--library-path")) || private[pid] {
+				continue
+			}
+			private[pid] = true
+			if maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid)); err == nil && inodeMapped(maps, libc) {
+				t.Errorf("process %d (%q) maps the probed libc", pid, cmdline)
+			}
+		}
+	}
+	if len(private) < 2 {
+		t.Errorf("processes under the script: %v; %d of them run jq or awk from private copies, want 2", ours, len(private))
+	}
+	resA, resB := a.results(t), b.results(t)
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	rows := parseMallocTable(t, r.stdout.String())
+	checkMallocRow(t, rows, a, resA)
+	checkMallocRow(t, rows, b, resB)
+	for pid, row := range rows {
+		if ours[pid] || pid == r.cmd.Process.Pid {
+			t.Errorf("the script traced itself: %d %+v", pid, row)
+		}
+	}
+}
+
+// mappedInode: the inode of the file named NAME that pid maps.
+func mappedInode(t *testing.T, pid int, name string) string {
+	t.Helper()
+	maps, err := os.ReadFile(fmt.Sprintf("/proc/%d/maps", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, l := range strings.Split(string(maps), "\n") {
+		if f := strings.Fields(l); len(f) == 6 && filepath.Base(f[5]) == name {
+			return f[3] + " " + f[4] // device and inode
+		}
+	}
+	t.Fatalf("process %d does not map %s", pid, name)
+	return ""
+}
+
+func inodeMapped(maps []byte, devInode string) bool {
+	for _, l := range strings.Split(string(maps), "\n") {
+		if f := strings.Fields(l); len(f) >= 6 && f[3]+" "+f[4] == devInode {
+			return true
+		}
+	}
+	return false
+}
+
+// descendants: the processes under pid now (from /proc/*/stat).
+func descendants(pid int) map[int]bool {
+	parent := map[int]int{}
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + d.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid ...: comm may hold spaces and parentheses
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		if len(f) > 1 {
+			parent[p], _ = strconv.Atoi(f[1])
+		}
+	}
+	under := map[int]bool{}
+	for p := range parent {
+		for q := parent[p]; q > 1; q = parent[q] {
+			if q == pid {
+				under[p] = true
+				break
+			}
+		}
+	}
+	return under
+}
+
+// --- func-latency ---
+
+type histogram struct {
+	buckets             map[string]int64
+	order               []string
+	count               int64
+	minUs, avgUs, maxUs float64
+}
+
+var (
+	bucketRE = regexp.MustCompile(`^(\[[^\]]*[\])])\s+(\d+) \|[@ ]*\|$`)
+	statsRE  = regexp.MustCompile(`^count (\d+), min ([0-9.]+) us, avg ([0-9.]+) us, max ([0-9.]+) us$`)
+)
+
+func parseHistogram(t *testing.T, out string) histogram {
+	t.Helper()
+	h := histogram{buckets: map[string]int64{}, count: -1}
+	for _, l := range strings.Split(out, "\n") {
+		if m := bucketRE.FindStringSubmatch(l); m != nil {
+			h.buckets[m[1]] = atoi(t, m[2])
+			h.order = append(h.order, m[1])
+		} else if m := statsRE.FindStringSubmatch(l); m != nil {
+			h.count = atoi(t, m[1])
+			h.minUs, _ = strconv.ParseFloat(m[2], 64)
+			h.avgUs, _ = strconv.ParseFloat(m[3], 64)
+			h.maxUs, _ = strconv.ParseFloat(m[4], 64)
+		}
+	}
+	if h.count < 0 {
+		t.Fatalf("no count line in:\n%s", out)
+	}
+	return h
+}
+
+// sleeper: two threads, the second USEC/2 late, each calling recurse(DEPTH)
+// N times; every call of recurse, at every depth, lasts USEC and a little
+// more. Pairing across threads would give shorter times, pairing without a
+// stack (one slot per thread) would time only the innermost calls.
+func TestFuncLatency(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "sleeper")
+	const usec = 2200 // [2K, 4K) with room for a busy machine's late wake-ups
+	tg := startTarget(t, bin, "15", "3", strconv.Itoa(usec))
+	r := startScript(t, nil, "func-latency", "--pid", strconv.Itoa(tg.pid), bin+":recurse")
+	r.waitReady(t, &groups)
+	tg.release(t, true)
+	calls := atoi(t, tg.results(t)["calls"])
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	if calls != 2*15*4 {
+		t.Fatalf("target counted %d calls", calls)
+	}
+	h := parseHistogram(t, r.stdout.String())
+	if h.count != calls {
+		t.Errorf("count %d, want the target's %d calls", h.count, calls)
+	}
+	var sum int64
+	for _, c := range h.buckets {
+		sum += c
+	}
+	if sum != h.count {
+		t.Errorf("the histogram holds %d calls, the count line %d", sum, h.count)
+	}
+	// usleep(2200) lasts at least 2200 us, so no call can be below [2K, 4K),
+	// and most are in it: a late wake-up on a busy machine moves a few up.
+	if h.minUs < usec {
+		t.Errorf("min %.3f us < %d us: entries and returns mispaired", h.minUs, usec)
+	}
+	if in := h.buckets["[2K, 4K)"]; in < calls*3/4 {
+		t.Errorf("[2K, 4K) holds %d of %d calls", in, calls)
+	}
+	if h.order[0] != "[2K, 4K)" {
+		t.Errorf("first bucket %s, want [2K, 4K)", h.order[0])
+	}
+	if strings.Contains(r.stderr.String(), "without a traced") {
+		t.Errorf("unpaired calls reported:\n%s", r.stderr.String())
+	}
+}
+
+// Beyond 64 nested calls the kernel reports no return: those entries are
+// dropped (by stack pointer) without shifting the pairing of the others,
+// and every call is either timed or reported.
+func TestFuncLatencyDeepRecursion(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "sleeper")
+	tg := startTarget(t, bin, "2", "79", "2000")
+	r := startScript(t, nil, "func-latency", "--pid", strconv.Itoa(tg.pid), bin+":recurse")
+	r.waitReady(t, &groups)
+	tg.release(t, true)
+	calls := atoi(t, tg.results(t)["calls"])
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	h := parseHistogram(t, r.stdout.String())
+	var dropped int64
+	if m := regexp.MustCompile(`(\d+) call\(s\) without a traced return`).FindStringSubmatch(r.stderr.String()); m != nil {
+		dropped = atoi(t, m[1])
+	}
+	if h.count+dropped != calls || h.count == 0 {
+		t.Errorf("timed %d + reported %d != %d calls", h.count, dropped, calls)
+	}
+	if h.minUs < 2000 {
+		t.Errorf("min %.3f us < 2000 us: entries and returns mispaired", h.minUs)
+	}
+}
+
+// SIGTERM to the script alone (not its group) goes to uprobectl as SIGINT:
+// it ends cleanly, the histogram of what was seen comes out, exit 0.
+func TestFuncLatencySIGTERM(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "sleeper")
+	tg := startTarget(t, bin, "100000", "0", "1000")
+	r := startScript(t, nil, "func-latency", "--pid", strconv.Itoa(tg.pid), bin+":recurse")
+	r.waitReady(t, &groups)
+	tg.release(t, true)
+	time.Sleep(500 * time.Millisecond)
+	if err := r.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	h := parseHistogram(t, r.stdout.String())
+	if h.count < 10 || h.minUs < 1000 {
+		t.Errorf("count %d, min %.3f us: want some calls of at least 1000 us", h.count, h.minUs)
+	}
+	if err := syscall.Kill(tg.pid, 0); err != nil {
+		t.Errorf("the target is gone: tracing should have ended on SIGTERM, not on its exit")
+	}
+}
+
+// --- lock-holders ---
+
+type lockRow struct {
+	comm, caller, symbol string
+	calls                int64
+}
+
+var lockRowRE = regexp.MustCompile(`^(\d+)\s+(.*?)\s+(0x[0-9a-f]+)\s+(\d+)\s+(0x[0-9a-f]+)\s+(.*)$`)
+
+// locker: main locks m1 and m2 once each from first_site(), then two threads
+// lock them N1+N3 and N2 more times from other functions. Ctrl-C (SIGINT to
+// the script's process group) ends the run while the target still lives.
+func TestLockHolders(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "locker")
+	tg := startTarget(t, bin, "1000", "500", "700")
+	r := startScript(t, nil, "lock-holders", "--pid", strconv.Itoa(tg.pid))
+	r.waitReady(t, &groups)
+	tg.release(t, false)
+	res := tg.results(t)
+	if err := syscall.Kill(-r.cmd.Process.Pid, syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	tg.exit(t)
+
+	lines := strings.Split(strings.TrimRight(r.stdout.String(), "\n"), "\n")
+	if strings.Join(strings.Fields(lines[0]), " ") != "PID COMM LOCK CALLS FIRST_CALLER SYMBOL" {
+		t.Fatalf("no table header in:\n%s", r.stdout.String())
+	}
+	rows := map[string]lockRow{}
+	for _, l := range lines[1:] {
+		m := lockRowRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("bad row %q", l)
+		}
+		if atoi(t, m[1]) != int64(tg.pid) {
+			t.Errorf("row of another process: %q", l)
+		}
+		rows[m[3]] = lockRow{m[2], m[5], m[6], atoi(t, m[4])}
+	}
+	for _, name := range []string{"m1", "m2"} {
+		addr := res["mutex "+name]
+		got, ok := rows[addr]
+		if !ok {
+			t.Errorf("no row for %s (%s)", name, addr)
+			continue
+		}
+		if want := atoi(t, res["locks "+name]); got.calls != want || got.comm != "locker" {
+			t.Errorf("%s: %+v, want %d calls by locker", name, got, want)
+		}
+		// The first call is first_site's, whose return address lies in it.
+		if !regexp.MustCompile(`^first_site\+0x[0-9a-f]+ \(locker\)$`).MatchString(got.symbol) {
+			t.Errorf("%s: first caller %s %q, want in first_site (locker)", name, got.caller, got.symbol)
+		}
+	}
+	if rows[res["mutex m1"]].caller == rows[res["mutex m2"]].caller {
+		t.Errorf("m1 and m2 have the same first caller: they are locked from two call sites")
+	}
+}
