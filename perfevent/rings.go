@@ -204,17 +204,6 @@ func (r *Rings) HoldArmed(traceEventID uint64) (*Attachment, error) {
 	return a, nil
 }
 
-// Enable starts events opened with EnableOnExec before their exec, for the
-// rare caller that decides not to exec after all.
-func (a *Attachment) Enable() error {
-	for _, ev := range a.events {
-		if err := ev.Enable(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Close closes the perf events. Closing the last perf event of a trace event
 // is what disarms the uprobe; it costs the kernel a grace period (~75 ms on
 // these machines), so callers close many attachments concurrently. Close is
