@@ -1,14 +1,12 @@
 package finder
 
 import (
-	"bufio"
 	"fmt"
-	"io"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uprobectl/uprobectl/internal/procfs"
 )
 
 // FileID names a file by device and inode, the way the kernel binds a uprobe
@@ -36,9 +34,10 @@ func Identify(path string) (FileID, error) {
 // addresses and the file offset of its start. It turns a probe's address
 // (as a hit reports it) back into the file offset the probe was defined at.
 type Mapping struct {
-	File       FileID
+	File       FileID // the probed file (for a view, the file it is a view of)
 	Start, End uint64
 	Offset     uint64
+	View       bool // another overlay mount's view of File (FileSet)
 }
 
 // FileOffset returns the file offset of addr, if this mapping holds it.
@@ -50,66 +49,34 @@ func (m Mapping) FileOffset(addr uint64) (uint64, bool) {
 }
 
 // Mappings returns the mappings of the wanted files in the maps of pid.
+// Anonymous memory (inode 0) is never a wanted file.
 func Mappings(procRoot string, pid int, wanted map[FileID]bool) ([]Mapping, error) {
-	f, err := os.Open(fmt.Sprintf("%s/%d/maps", procRoot, pid))
+	maps, err := procfs.New(procRoot).Maps(pid)
 	if err != nil {
-		return nil, procError(pid, err)
+		return nil, err
 	}
-	defer f.Close()
-	return parseMaps(f, wanted)
-}
-
-// parseMaps reads /proc/PID/maps lines:
-//
-//	start-end perms offset major:minor inode path
-func parseMaps(r io.Reader, wanted map[FileID]bool) ([]Mapping, error) {
 	var found []Mapping
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 || fields[4] == "0" {
-			continue
+	for _, m := range maps {
+		id := FileID{Dev: m.Dev, Ino: m.Ino}
+		if m.Ino != 0 && wanted[id] {
+			found = append(found, Mapping{File: id, Start: m.Start, End: m.End, Offset: m.Offset})
 		}
-		major, minor, ok := strings.Cut(fields[3], ":")
-		if !ok {
-			continue
-		}
-		maj, err1 := strconv.ParseUint(major, 16, 32)
-		mnr, err2 := strconv.ParseUint(minor, 16, 32)
-		ino, err3 := strconv.ParseUint(fields[4], 10, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		id := FileID{Dev: unix.Mkdev(uint32(maj), uint32(mnr)), Ino: ino}
-		if !wanted[id] {
-			continue
-		}
-		startS, endS, _ := strings.Cut(fields[0], "-")
-		start, err1 := strconv.ParseUint(startS, 16, 64)
-		end, err2 := strconv.ParseUint(endS, 16, 64)
-		off, err3 := strconv.ParseUint(fields[2], 16, 64)
-		if err1 != nil || err2 != nil || err3 != nil {
-			continue
-		}
-		found = append(found, Mapping{File: id, Start: start, End: end, Offset: off})
 	}
-	return found, sc.Err()
+	return found, nil
 }
 
 // ScanMappers lists the processes (not threads) under procRoot whose maps
 // contain any of the wanted files, with those mappings. Processes that exit
 // during the scan are skipped, and so is this process.
 func ScanMappers(procRoot string, wanted map[FileID]bool) (map[int][]Mapping, error) {
-	entries, err := os.ReadDir(procRoot)
+	pids, err := procfs.New(procRoot).PIDs()
 	if err != nil {
 		return nil, err
 	}
 	self := os.Getpid()
 	result := map[int][]Mapping{}
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil || pid == self {
+	for _, pid := range pids {
+		if pid == self {
 			continue
 		}
 		found, err := Mappings(procRoot, pid, wanted)

@@ -25,7 +25,15 @@ var (
 	mapsOther  = FileID{Dev: unix.Mkdev(0xfd, 0x01), Ino: 1048602 + 1} // same device, another file
 )
 
-func TestParseMapsFixture(t *testing.T) {
+// TestMappingsFixture reads testdata/maps_6.18.txt as the maps of a fake
+// process: only the wanted files come back, matched by device and inode.
+func TestMappingsFixture(t *testing.T) {
+	maps, err := os.ReadFile("testdata/maps_6.18.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := fakeProc(t)
+	writeFile(t, filepath.Join(root, "4242", "maps"), string(maps))
 	tests := []struct {
 		name   string
 		wanted map[FileID]bool
@@ -70,47 +78,12 @@ func TestParseMapsFixture(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f, err := os.Open("testdata/maps_6.18.txt")
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			got, err := parseMaps(f, tt.wanted)
+			got, err := Mappings(root, 4242, tt.wanted)
 			if err != nil {
 				t.Fatal(err)
 			}
 			if !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("parseMaps =\n%+v\nwant\n%+v", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseMapsMalformed(t *testing.T) {
-	id := FileID{Dev: unix.Mkdev(8, 1), Ino: 77}
-	good := Mapping{File: id, Start: 0x1000, End: 0x2000, Offset: 0x3000}
-	const goodLine = "1000-2000 r-xp 00003000 08:01 77 /lib/x.so\n"
-	tests := []struct {
-		name string
-		line string
-	}{
-		{name: "no device separator", line: "1000-2000 r-xp 00000000 0801 77 /lib/x.so\n"},
-		{name: "device not hex", line: "1000-2000 r-xp 00000000 0g:01 77 /lib/x.so\n"},
-		{name: "inode not decimal", line: "1000-2000 r-xp 00000000 08:01 4d /lib/x.so\n"},
-		{name: "range without dash", line: "10002000 r-xp 00000000 08:01 77 /lib/x.so\n"},
-		{name: "start not hex", line: "x000-2000 r-xp 00000000 08:01 77 /lib/x.so\n"},
-		{name: "offset not hex", line: "1000-2000 r-xp 0000z000 08:01 77 /lib/x.so\n"},
-		{name: "too few fields", line: "1000-2000 r-xp 00000000 08:01\n"},
-		{name: "blank", line: "\n"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseMaps(strings.NewReader(goodLine+tt.line+goodLine), map[FileID]bool{id: true})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if want := []Mapping{good, good}; !reflect.DeepEqual(got, want) {
-				t.Errorf("parseMaps = %+v, want the line skipped: %+v", got, want)
+				t.Errorf("Mappings =\n%+v\nwant\n%+v", got, tt.want)
 			}
 		})
 	}

@@ -3,20 +3,11 @@
 // probe for it, so a hit never lands on an unknown process.
 package finder
 
-import (
-	"bufio"
-	"bytes"
-	"errors"
-	"fmt"
-	"os"
-	"strconv"
-	"strings"
-	"syscall"
-)
+import "github.com/uprobectl/uprobectl/internal/procfs"
 
 // ErrNoProcess is returned when a process does not exist (or exited while
-// it was being read).
-var ErrNoProcess = errors.New("no such process")
+// it was being read). It is procfs's own, so errors from either match.
+var ErrNoProcess = procfs.ErrNoProcess
 
 // Process is what the table records of one traced process.
 type Process struct {
@@ -28,6 +19,14 @@ type Process struct {
 	StartTime uint64    // field 22 of /proc/PID/stat, clock ticks since boot: tells a reused PID apart
 	Cgroup    string    // the cgroup v2 path ("0::" line of /proc/PID/cgroup)
 	Maps      []Mapping // where the probed files are mapped, when recorded
+	// Filtered: recorded, but outside the scope (another name than --comm,
+	// another container's view of the file): its hits are counted, not
+	// delivered.
+	Filtered bool
+	// Via says how the process was recorded: "scan" (/proc at start),
+	// "pid" (--pid, run), "fork", "mmap" (exec or dlopen of a probed file),
+	// "late" (/proc, after the side-band lost its records).
+	Via string
 }
 
 // FileOffset turns an address in p into an offset in file, through the
@@ -44,146 +43,51 @@ func (p *Process) FileOffset(file FileID, addr uint64) (uint64, bool) {
 }
 
 // ReadProcess records the process pid from procRoot (normally "/proc").
+// Only stat is required: the other files fill what they can, as a kernel
+// thread has no exe and an exiting process loses its files one by one.
 func ReadProcess(procRoot string, pid int) (*Process, error) {
-	dir := fmt.Sprintf("%s/%d", procRoot, pid)
-	stat, err := os.ReadFile(dir + "/stat")
+	proc := procfs.New(procRoot)
+	st, err := proc.Stat(pid)
 	if err != nil {
-		return nil, procError(pid, err)
+		return nil, err
 	}
-	st, err := parseStat(stat)
-	if err != nil {
-		return nil, fmt.Errorf("%s/stat: %w", dir, err)
+	p := &Process{PID: pid, PPID: st.PPID, NSPID: pid, Comm: st.Comm, StartTime: st.StartTime}
+	if comm, err := proc.Comm(pid); err == nil {
+		p.Comm = comm
 	}
-	p := &Process{PID: pid, PPID: st.ppid, NSPID: pid, Comm: st.comm, StartTime: st.startTime}
-	if b, err := os.ReadFile(dir + "/comm"); err == nil {
-		p.Comm = strings.TrimSuffix(string(b), "\n")
-	}
-	p.Exe, _ = os.Readlink(dir + "/exe")
-	if b, err := os.ReadFile(dir + "/status"); err == nil {
-		if tgid := parseStatusInt(b, "Tgid:"); tgid > 0 && tgid != pid {
+	p.Exe, _ = proc.Exe(pid)
+	if status, err := proc.Status(pid); err == nil {
+		if status.Tgid > 0 && status.Tgid != pid {
 			// pid names a thread: the process is its thread group.
-			return ReadProcess(procRoot, tgid)
+			return ReadProcess(procRoot, status.Tgid)
 		}
-		if ns := parseNSPID(b); ns > 0 {
+		if ns := status.InnermostPID(); ns > 0 {
 			p.NSPID = ns
 		}
 	}
-	if b, err := os.ReadFile(dir + "/cgroup"); err == nil {
-		p.Cgroup = parseCgroup2(b)
+	if cgroup, err := proc.Cgroup(pid); err == nil {
+		p.Cgroup = cgroup
 	}
 	return p, nil
 }
 
-// statFields are the fields of /proc/PID/stat the table keeps.
-type statFields struct {
-	comm      string
-	ppid      int
-	startTime uint64
-}
-
-// parseStat reads /proc/PID/stat. comm is in parentheses and may itself
-// contain ") ", so fields are counted after the last ')'.
-func parseStat(b []byte) (statFields, error) {
-	open, close := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
-	if open < 0 || close < open {
-		return statFields{}, errors.New("malformed stat line")
-	}
-	st := statFields{comm: string(b[open+1 : close])}
-	fields := strings.Fields(string(b[close+1:]))
-	// fields[0] is field 3 (state); ppid is field 4, starttime field 22.
-	const ppidIndex, startTimeIndex = 4 - 3, 22 - 3
-	if len(fields) <= startTimeIndex {
-		return statFields{}, errors.New("stat line too short")
-	}
-	var err error
-	if st.ppid, err = strconv.Atoi(fields[ppidIndex]); err != nil {
-		return statFields{}, fmt.Errorf("ppid: %w", err)
-	}
-	st.startTime, err = strconv.ParseUint(fields[startTimeIndex], 10, 64)
-	return st, err
-}
-
-// parseStatusInt returns the number after key ("Tgid:") in /proc/PID/status.
-func parseStatusInt(status []byte, key string) int {
-	for _, line := range strings.Split(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, key); ok {
-			n, _ := strconv.Atoi(strings.TrimSpace(rest))
-			return n
-		}
-	}
-	return 0
-}
-
-// parseNSPID returns the last (innermost namespace) pid of the NSpid line.
-func parseNSPID(status []byte) int {
-	sc := bufio.NewScanner(bytes.NewReader(status))
-	for sc.Scan() {
-		line := sc.Text()
-		if rest, ok := strings.CutPrefix(line, "NSpid:"); ok {
-			f := strings.Fields(rest)
-			if len(f) == 0 {
-				return 0
-			}
-			n, _ := strconv.Atoi(f[len(f)-1])
-			return n
-		}
-	}
-	return 0
-}
-
-// parseCgroup2 returns the path of the unified hierarchy line "0::PATH".
-func parseCgroup2(b []byte) string {
-	for _, line := range strings.Split(string(b), "\n") {
-		if path, ok := strings.CutPrefix(line, "0::"); ok {
-			return path
-		}
-	}
-	return ""
-}
-
-// procError turns a failed read under /proc/PID into ErrNoProcess when the
-// process is gone (ENOENT, or ESRCH for a file opened just before it exited).
-func procError(pid int, err error) error {
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("pid %d: %w", pid, ErrNoProcess)
-	}
-	return fmt.Errorf("pid %d: %w", pid, err)
-}
-
 // Threads lists the thread ids of pid from /proc/PID/task.
 func Threads(procRoot string, pid int) ([]int, error) {
-	entries, err := os.ReadDir(fmt.Sprintf("%s/%d/task", procRoot, pid))
-	if err != nil {
-		return nil, procError(pid, err)
-	}
-	tids := make([]int, 0, len(entries))
-	for _, e := range entries {
-		if tid, err := strconv.Atoi(e.Name()); err == nil {
-			tids = append(tids, tid)
-		}
-	}
-	return tids, nil
+	return procfs.New(procRoot).Threads(pid)
 }
 
 // OldestWithComm returns the pid of the oldest process named comm, or 0.
 func OldestWithComm(procRoot, comm string) int {
-	entries, _ := os.ReadDir(procRoot)
+	proc := procfs.New(procRoot)
+	pids, _ := proc.PIDs()
 	best, bestStart := 0, uint64(0)
-	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
+	for _, pid := range pids {
+		st, err := proc.Stat(pid)
+		if err != nil || st.Comm != comm {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("%s/%d/stat", procRoot, pid))
-		if err != nil {
-			continue
-		}
-		st, err := parseStat(b)
-		if err != nil || st.comm != comm {
-			continue
-		}
-		if best == 0 || st.startTime < bestStart {
-			best, bestStart = pid, st.startTime
+		if best == 0 || st.StartTime < bestStart {
+			best, bestStart = pid, st.StartTime
 		}
 	}
 	return best

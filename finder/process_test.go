@@ -10,114 +10,6 @@ import (
 	"testing"
 )
 
-// statLine is a /proc/PID/stat line with the given comm and starttime
-// (field 22); the other fields are those of a real process.
-func statLine(comm, startTime string) string {
-	return "4242 (" + comm + ") S 1 4242 4242 0 -1 4194560 2453 0 12 0 31 9 0 0 20 0 3 0 " + startTime +
-		" 225280000 5120 18446744073709551615 4194304 4522469 140724432311088 0 0 0 0 4096 16387 0 0 0 17 2 0 0 0 0 0\n"
-}
-
-func TestParseStat(t *testing.T) {
-	tests := []struct {
-		name      string
-		line      string
-		wantComm  string
-		wantStart uint64
-		wantErr   bool
-	}{
-		{name: "plain", line: statLine("cat", "167615"), wantComm: "cat", wantStart: 167615},
-		{name: "comm with spaces", line: statLine("tmux: server", "42"), wantComm: "tmux: server", wantStart: 42},
-		{name: "comm with \") \" inside", line: statLine("my) prog", "8675309"), wantComm: "my) prog", wantStart: 8675309},
-		{name: "comm ending in \")\"", line: statLine("x)", "7"), wantComm: "x)", wantStart: 7},
-		{name: "comm in parentheses", line: statLine("(sd-pam)", "9"), wantComm: "(sd-pam)", wantStart: 9},
-		{name: "empty comm", line: statLine("", "1"), wantComm: "", wantStart: 1},
-		{name: "starttime beyond 32 bits", line: statLine("a", "18446744073709551615"), wantComm: "a", wantStart: 1<<64 - 1},
-		{
-			name:     "exactly up to starttime",
-			line:     "1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 12345",
-			wantComm: "init", wantStart: 12345,
-		},
-		{name: "one field short of starttime", line: "1 (init) S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0", wantErr: true},
-		{name: "nothing after comm", line: "1 (init)", wantErr: true},
-		{name: "no parentheses", line: "1 init S 0 1 1", wantErr: true},
-		{name: "no closing parenthesis", line: "1 (init S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 12345", wantErr: true},
-		{name: "parentheses reversed", line: "1 )init( S 0 1 1 0 -1 4194560 1 2 3 4 5 6 7 8 20 0 1 0 12345", wantErr: true},
-		{name: "starttime not a number", line: statLine("a", "x1"), wantErr: true},
-		{name: "empty", line: "", wantErr: true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			st, err := parseStat([]byte(tt.line))
-			if tt.wantErr {
-				if err == nil {
-					t.Fatalf("parseStat = %+v, want an error", st)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			wantPPID := 1
-			if tt.name == "exactly up to starttime" {
-				wantPPID = 0
-			}
-			if st.comm != tt.wantComm || st.startTime != tt.wantStart || st.ppid != wantPPID {
-				t.Errorf("parseStat = %+v, want %q, ppid %d, start %d", st, tt.wantComm, wantPPID, tt.wantStart)
-			}
-		})
-	}
-}
-
-func TestParseNSPID(t *testing.T) {
-	tests := []struct {
-		name   string
-		status string
-		want   int
-	}{
-		{name: "no namespace", status: "Name:\tcat\nTgid:\t4242\nPid:\t4242\nNSpid:\t4242\nThreads:\t1\n", want: 4242},
-		{name: "one nested namespace", status: "Pid:\t4242\nNSpid:\t4242\t17\n", want: 17},
-		{name: "two nested namespaces", status: "NSpid:\t4242\t17\t1\n", want: 1},
-		{name: "NStgid is not NSpid", status: "NStgid:\t4242\t99\nNSpid:\t4243\t100\n", want: 100},
-		{name: "last line without newline", status: "Pid:\t5\nNSpid:\t5\t3", want: 3},
-		{name: "no NSpid line (kernel before 4.1)", status: "Pid:\t4242\nPPid:\t1\n", want: 0},
-		{name: "empty NSpid line", status: "NSpid:\n", want: 0},
-		{name: "not a number", status: "NSpid:\t4242\tx\n", want: 0},
-		{name: "empty", status: "", want: 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := parseNSPID([]byte(tt.status)); got != tt.want {
-				t.Errorf("parseNSPID = %d, want %d", got, tt.want)
-			}
-		})
-	}
-}
-
-func TestParseCgroup2(t *testing.T) {
-	tests := []struct {
-		name, file, want string
-	}{
-		{name: "unified only", file: "0::/user.slice/user-0.slice/session-1.scope\n", want: "/user.slice/user-0.slice/session-1.scope"},
-		{
-			name: "hybrid: v1 lines first",
-			file: "9:name=systemd:/\n4:memory:/process_api/e796\n1:cpu:/\n0::/\n",
-			want: "/",
-		},
-		{name: "path with spaces and colons", file: "0::/a b/c:d\n", want: "/a b/c:d"},
-		{name: "no trailing newline", file: "0::/x.service", want: "/x.service"},
-		{name: "v1 only", file: "12:pids:/x\n1:name=systemd:/x\n", want: ""},
-		{name: "a v1 hierarchy 10 is not 0", file: "10::/x\n", want: ""},
-		{name: "empty", file: "", want: ""},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			if got := parseCgroup2([]byte(tt.file)); got != tt.want {
-				t.Errorf("parseCgroup2 = %q, want %q", got, tt.want)
-			}
-		})
-	}
-}
-
 // fakeProc copies testdata/proc into a temporary directory and adds what a
 // fixture cannot hold: the exe symlink.
 func fakeProc(t *testing.T) string {
@@ -180,6 +72,18 @@ func TestReadProcessFake(t *testing.T) {
 		})
 	}
 
+	t.Run("a thread reads as its process", func(t *testing.T) {
+		root := fakeProc(t)
+		thread := filepath.Join(root, "4250")
+		if err := os.CopyFS(thread, os.DirFS(filepath.Join(root, "4242"))); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(thread, "status"), "Tgid:\t4242\nPid:\t4250\nNSpid:\t4250\t18\n")
+		got, err := ReadProcess(root, 4250)
+		if err != nil || got.PID != 4242 || got.NSPID != 17 {
+			t.Errorf("ReadProcess(thread) = %+v, %v, want its process 4242", got, err)
+		}
+	})
 	t.Run("no such pid", func(t *testing.T) {
 		_, err := ReadProcess(root, 4243)
 		if !errors.Is(err, ErrNoProcess) {

@@ -57,8 +57,12 @@ func New(w output.Writer, addr string) (*Sink, error) {
 		}
 	}
 	reg.MustRegister(s.hits,
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "uprobectl_lost_total", Help: "Records the kernel dropped because a ring buffer was full."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "uprobectl_lost_total", Help: "Hits the kernel dropped because a hit ring buffer was full."},
 			stat(func(st session.Stats) float64 { return float64(st.Lost) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "uprobectl_lost_sideband_total", Help: "Fork, exit, comm and mmap records the kernel dropped because a side-band ring was full."},
+			stat(func(st session.Stats) float64 { return float64(st.LostSideband) })),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "uprobectl_late_total", Help: "Processes and mappings recorded from /proc after their side-band records were lost."},
+			stat(func(st session.Stats) float64 { return float64(st.Late) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "uprobectl_unknown_hits_total", Help: "Hits from processes not in the process table (0 by design)."},
 			stat(func(st session.Stats) float64 { return float64(st.Unknown) })),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "uprobectl_filtered_hits_total", Help: "Hits from processes outside the scope."},

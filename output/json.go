@@ -45,7 +45,15 @@ func appendProcess(b []byte, p *finder.Process) []byte {
 	b = append(b, `,"start_time":`...)
 	b = strconv.AppendUint(b, p.StartTime, 10)
 	b = append(b, `,"cgroup":`...)
-	return appendString(b, p.Cgroup)
+	b = appendString(b, p.Cgroup)
+	if p.Via != "" {
+		b = append(b, `,"via":`...)
+		b = appendString(b, p.Via)
+	}
+	if p.Filtered {
+		b = append(b, `,"filtered":true`...)
+	}
+	return b
 }
 
 func (j *JSON) Ready(probes []*session.Probe, processes int) {
@@ -144,7 +152,8 @@ func (j *JSON) counters(typ string, st session.Stats, elapsed time.Duration) {
 		name string
 		n    uint64
 	}{
-		{"hits", st.Hits}, {"lost", st.Lost}, {"unknown", st.Unknown}, {"undecoded", st.Undecoded},
+		{"hits", st.Hits}, {"lost", st.Lost}, {"lost_sideband", st.LostSideband}, {"late", st.Late},
+		{"unknown", st.Unknown}, {"undecoded", st.Undecoded},
 		{"filtered", st.Filtered}, {"unresolved", st.Unresolved}, {"missed_windows", st.MissedWindows},
 		{"processes", uint64(st.Processes)}, {"tracked", uint64(st.Tracked)}, {"probes", uint64(st.Probes)},
 		{"fds", uint64(st.FDs)}, {"goroutines", uint64(st.Goroutines)},

@@ -337,11 +337,12 @@ func TestJSONOtherLines(t *testing.T) {
 		{
 			name: "summary",
 			write: func(j *JSON) {
-				j.Summary(session.Stats{Hits: 10, Lost: 1, Unknown: 2, Undecoded: 3, Filtered: 6, Unresolved: 7, MissedWindows: 8,
+				j.Summary(session.Stats{Hits: 10, Lost: 1, LostSideband: 13, Late: 14, Unknown: 2, Undecoded: 3, Filtered: 6, Unresolved: 7, MissedWindows: 8,
 					Processes: 4, Tracked: 9, Probes: 5, FDs: 11, Goroutines: 12}, 1500*time.Millisecond)
 			},
 			want: map[string]any{
 				"type": "summary", "hits": json.Number("10"), "lost": json.Number("1"), "unknown": json.Number("2"),
+				"lost_sideband": json.Number("13"), "late": json.Number("14"),
 				"undecoded": json.Number("3"), "filtered": json.Number("6"), "unresolved": json.Number("7"),
 				"missed_windows": json.Number("8"), "processes": json.Number("4"), "tracked": json.Number("9"),
 				"probes": json.Number("5"), "fds": json.Number("11"), "goroutines": json.Number("12"),
@@ -353,6 +354,7 @@ func TestJSONOtherLines(t *testing.T) {
 			write: func(j *JSON) { j.Stats(session.Stats{Hits: 1, Tracked: 2}) },
 			want: map[string]any{
 				"type": "stats", "hits": json.Number("1"), "lost": json.Number("0"), "unknown": json.Number("0"),
+				"lost_sideband": json.Number("0"), "late": json.Number("0"),
 				"undecoded": json.Number("0"), "filtered": json.Number("0"), "unresolved": json.Number("0"),
 				"missed_windows": json.Number("0"), "processes": json.Number("0"), "tracked": json.Number("2"),
 				"probes": json.Number("0"), "fds": json.Number("0"), "goroutines": json.Number("0"),

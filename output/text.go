@@ -75,7 +75,8 @@ func (t *Text) Summary(st session.Stats, elapsed time.Duration) {
 	for _, c := range []struct {
 		name string
 		n    uint64
-	}{{"undecoded", st.Undecoded}, {"unresolved", st.Unresolved}, {"filtered (out of scope)", st.Filtered}, {"missed windows", st.MissedWindows}} {
+	}{{"undecoded", st.Undecoded}, {"unresolved", st.Unresolved}, {"filtered (out of scope)", st.Filtered}, {"missed windows", st.MissedWindows},
+		{"side-band records lost", st.LostSideband}, {"processes recorded late", st.Late}} {
 		if c.n > 0 {
 			fmt.Fprintf(t.status, ", %s %d", c.name, c.n)
 		}

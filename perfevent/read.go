@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"runtime"
 	"slices"
 	"sync"
@@ -29,10 +30,14 @@ const (
 // sample format every event here shares (TID, TIME, CPU, RAW; sample_id_all).
 type Record struct {
 	Kind RecordKind
-	CPU  int    // CPU of the ring the record was read from
-	PID  uint32 // process (thread group) id
-	TID  uint32 // thread id
-	Time uint64 // CLOCK_MONOTONIC nanoseconds
+	CPU  int // CPU of the ring the record was read from
+	// Sideband: the record came from a side-band ring. A KindLost record
+	// from a side-band ring counts lost fork/exit/comm/mmap records, one
+	// from a hit ring counts lost hits.
+	Sideband bool
+	PID      uint32 // process (thread group) id
+	TID      uint32 // thread id
+	Time     uint64 // CLOCK_MONOTONIC nanoseconds
 
 	Raw []byte // KindSample: the trace event payload; valid only during the handler call
 
@@ -87,8 +92,9 @@ const pollIntervalMs = 50
 // the clock before reading; records older than the previous round's start
 // are safe to deliver, because every ring has since been read completely.
 func (r *Rings) Read(ctx context.Context, handle func(*Record), afterRound func(deliveredBefore uint64)) error {
-	pollFDs := make([]unix.PollFd, len(r.anchors))
-	for i, a := range r.anchors {
+	anchors := append(slices.Clone(r.hits), r.sideband...)
+	pollFDs := make([]unix.PollFd, len(anchors))
+	for i, a := range anchors {
 		fd, err := a.FD()
 		if err != nil {
 			return err
@@ -118,26 +124,52 @@ func (r *Rings) Drain(handle func(*Record)) {
 // FlushLost makes the kernel write out the records it dropped but has not
 // reported yet: a ring that overflowed reports its lost count only with the
 // next record written to it, and once the traced processes are gone nothing
-// may come. Renaming a thread pinned to each CPU writes a comm record into
-// that CPU's ring (the side-band sees every task), which carries the lost
-// count before it. Call Drain afterwards.
-func (r *Rings) FlushLost() {
+// more may come. A thread pinned to each CPU renames itself: the side-band
+// anchor sees every task's comm, and a dummy event opened on that thread
+// alone, routed into the CPU's hit ring, writes the same comm record there
+// (the reader drops it). Each record is preceded by the ring's pending lost
+// count. Call it after Drain, when the rings have room, and Drain again.
+// It returns the first error; a failure leaves that ring's pending count
+// unreported.
+func (r *Rings) FlushLost() error {
+	errs := make([]error, len(r.cpus))
 	var wg sync.WaitGroup
-	for _, cpu := range r.cpus {
+	for i, cpu := range r.cpus {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			runtime.LockOSThread() // the thread exits with the goroutine: its pinning goes with it
-			var set unix.CPUSet
-			set.Set(cpu)
-			if unix.SchedSetaffinity(0, &set) != nil {
-				return
-			}
-			name := []byte("uprobectl-flush\x00")
-			unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
+			errs[i] = r.flushCPU(i, cpu)
 		}()
 	}
 	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// flushCPU runs on a locked OS thread that exits afterwards.
+func (r *Rings) flushCPU(i, cpu int) error {
+	var set unix.CPUSet
+	set.Set(cpu)
+	if err := unix.SchedSetaffinity(0, &set); err != nil {
+		return fmt.Errorf("flush lost counts of cpu %d: pin: %w", cpu, err)
+	}
+	attr := &perf.Attr{
+		Type:         perf.SoftwareEvent,
+		Config:       uint64(unix.PERF_COUNT_SW_DUMMY),
+		Options:      perf.Options{Comm: true, SampleIDAll: true, UseClockID: true},
+		ClockID:      unix.CLOCK_MONOTONIC,
+		SampleFormat: sampleFormat,
+	}
+	ev, err := perf.Open(attr, perf.CallingThread, cpu, nil)
+	if err != nil {
+		return fmt.Errorf("flush lost counts of cpu %d: %w", cpu, translateOpenError(err))
+	}
+	defer ev.Close()
+	if err := ev.SetOutput(r.hits[i]); err != nil {
+		return fmt.Errorf("flush lost counts of cpu %d: route to the hit ring: %w", cpu, err)
+	}
+	name := []byte("uprobectl-flush\x00")
+	return unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
 }
 
 // deliver hands out, in time order, the pending records older than before.
@@ -164,12 +196,20 @@ func (r *Rings) readAll() {
 	// A fresh arena per round: held-back records keep the old one alive.
 	r.arena = nil
 	var raw perf.RawRecord
-	for i, a := range r.anchors {
-		for a.HasRecord() {
-			if err := a.ReadRawRecord(context.Background(), &raw); err != nil {
-				break
-			}
-			if rec, ok := r.decodeRecord(r.cpus[i], &raw); ok {
+	for i, cpu := range r.cpus {
+		for _, a := range []*perf.Event{r.sideband[i], r.hits[i]} {
+			sideband := a == r.sideband[i]
+			for a.HasRecord() {
+				if err := a.ReadRawRecord(context.Background(), &raw); err != nil {
+					break
+				}
+				rec, ok := r.decodeRecord(cpu, &raw)
+				// A hit ring holds samples and lost counts; anything else
+				// in it is FlushLost's comm record.
+				if !ok || (!sideband && rec.Kind != KindSample && rec.Kind != KindLost) {
+					continue
+				}
+				rec.Sideband = sideband
 				r.pending = append(r.pending, rec)
 			}
 		}

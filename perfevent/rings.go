@@ -28,17 +28,30 @@ var ErrTooManyFiles = errors.New("too many open files")
 // machines; 2 MiB leaves room for bursts between two reads.
 const DefaultPagesPerCPU = 512
 
-// Rings is one ring buffer per online CPU. Every perf event opened through
-// Attach writes into the ring of its CPU.
+// Rings are two ring buffers per online CPU: one for the hits, one for the
+// side-band. Every perf event opened through Attach writes into the hit
+// ring of its CPU; the side-band rings get the fork, exit, comm and mmap
+// records of every task. Two rings, not one, because a kernel LOST record
+// only says how many records a ring dropped, not which: with separate rings
+// a LOST from a hit ring counts lost hits exactly, one from a side-band
+// ring lost process records, and a flood of hits cannot push out the
+// records that say which process made them.
 type Rings struct {
-	cpus    []int
-	anchors []*perf.Event // anchors[i] owns the ring of cpus[i]
-	pending []Record      // read but held back by the time-ordered merge
-	arena   []byte        // backing store for Record.Raw of the current batch
+	cpus     []int
+	hits     []*perf.Event // hits[i] owns the hit ring of cpus[i]
+	sideband []*perf.Event // sideband[i] owns the side-band ring of cpus[i]
+	pending  []Record      // read but held back by the time-ordered merge
+	arena    []byte        // backing store for Record.Raw of the current batch
 }
 
-// OpenRings maps one ring of pagesPerCPU pages (a power of two) on every
-// online CPU.
+// SidebandPagesPerCPU is the size of each side-band ring: fork, exit, comm
+// and executable mmap records of every task on the machine, a few hundred
+// bytes per process started. 1 MiB holds the records of thousands of
+// process starts between two reads.
+const SidebandPagesPerCPU = 256
+
+// OpenRings maps a hit ring of pagesPerCPU pages (a power of two) and a
+// side-band ring on every online CPU.
 func OpenRings(pagesPerCPU int) (*Rings, error) {
 	if pagesPerCPU <= 0 || pagesPerCPU&(pagesPerCPU-1) != 0 {
 		return nil, fmt.Errorf("ring size %d pages: must be a power of two", pagesPerCPU)
@@ -49,34 +62,42 @@ func OpenRings(pagesPerCPU int) (*Rings, error) {
 	}
 	r := &Rings{cpus: cpus}
 	for _, cpu := range cpus {
-		anchor, err := openAnchor(cpu, pagesPerCPU)
+		sideband, err := openAnchor(cpu, SidebandPagesPerCPU, true)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
-		r.anchors = append(r.anchors, anchor)
+		r.sideband = append(r.sideband, sideband)
+		hits, err := openAnchor(cpu, pagesPerCPU, false)
+		if err != nil {
+			r.Close()
+			return nil, err
+		}
+		r.hits = append(r.hits, hits)
 	}
 	return r, nil
 }
 
-// openAnchor opens the ring owner for one CPU: a dummy software event for
-// every task on that CPU (pid -1). It samples nothing; it writes the
-// side-band records the task-finder reads — fork, exit, comm (exec), and
-// mmap2 of executable mappings with their device and inode — into the same
-// ring as the hits, so that, merged by time, a process's fork or mapping of
-// a probed file always comes before its first hit. It never exits, so the
-// ring outlives any traced thread. It uses the same clock as the trace
-// events: the kernel refuses SET_OUTPUT between events of different clocks.
-func openAnchor(cpu, pages int) (*perf.Event, error) {
+// openAnchor opens a ring owner for one CPU: a dummy software event for
+// every task on that CPU (pid -1). It samples nothing. The side-band anchor
+// writes the records the task-finder reads — fork, exit, comm (exec), and
+// mmap2 of executable mappings with their device and inode — so that,
+// merged by time with the hit rings, a process's fork or mapping of a
+// probed file always comes before its first hit. A hit anchor writes
+// nothing itself: the trace events' perf events are routed into its ring.
+// Anchors never exit, so the rings outlive any traced thread. They use the
+// same clock as the trace events: the kernel refuses SET_OUTPUT between
+// events of different clocks.
+func openAnchor(cpu, pages int, sideband bool) (*perf.Event, error) {
 	attr := &perf.Attr{
 		Type:   perf.SoftwareEvent,
 		Config: uint64(unix.PERF_COUNT_SW_DUMMY),
 		Options: perf.Options{
-			Task:        true,
-			Comm:        true,
-			CommExec:    true,
-			Mmap:        true,
-			Mmap2:       true,
+			Task:        sideband,
+			Comm:        sideband,
+			CommExec:    sideband,
+			Mmap:        sideband,
+			Mmap2:       sideband,
 			SampleIDAll: true,
 			UseClockID:  true,
 			// Wake the reader when a quarter of the ring is used; the reader
@@ -87,13 +108,17 @@ func openAnchor(cpu, pages int) (*perf.Event, error) {
 		SampleFormat: sampleFormat,
 	}
 	attr.SetWakeupWatermark(uint32(pages * os.Getpagesize() / 4))
+	kind := "hit"
+	if sideband {
+		kind = "side-band"
+	}
 	ev, err := perf.Open(attr, perf.AllThreads, cpu, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open ring anchor on cpu %d: %w", cpu, translateOpenError(err))
+		return nil, fmt.Errorf("open %s ring anchor on cpu %d: %w", kind, cpu, translateOpenError(err))
 	}
 	if err := ev.MapRingNumPages(pages); err != nil {
 		ev.Close()
-		err = fmt.Errorf("map the ring of cpu %d (%d pages): %w", cpu, pages, err)
+		err = fmt.Errorf("map the %s ring of cpu %d (%d pages): %w", kind, cpu, pages, err)
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			// Rings beyond kernel.perf_event_mlock_kb count against
 			// RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK.
@@ -159,7 +184,7 @@ func (r *Rings) Attach(traceEventID uint64, tid int, opts AttachOptions) (*Attac
 			return nil, fmt.Errorf("perf_event_open(trace event %d, tid %d, cpu %d): %w", traceEventID, tid, cpu, translateOpenError(err))
 		}
 		a.events = append(a.events, ev)
-		if err := ev.SetOutput(r.anchors[i]); err != nil {
+		if err := ev.SetOutput(r.hits[i]); err != nil {
 			a.Close()
 			return nil, fmt.Errorf("route perf event (tid %d, cpu %d) to its ring: %w", tid, cpu, err)
 		}
@@ -221,10 +246,10 @@ func (a *Attachment) Close() error {
 
 // Close unmaps the rings. Records still in them are lost: call Drain first.
 func (r *Rings) Close() error {
-	for _, a := range r.anchors {
+	for _, a := range append(r.hits, r.sideband...) {
 		a.Close()
 	}
-	r.anchors = nil
+	r.hits, r.sideband = nil, nil
 	return nil
 }
 

@@ -1,7 +1,6 @@
 package probe
 
 import (
-	"bufio"
 	"bytes"
 	"cmp"
 	"debug/elf"
@@ -16,6 +15,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/uprobectl/uprobectl/internal/procfs"
 )
 
 // libraryDirs are searched after the loader cache, in this order: the
@@ -105,16 +106,14 @@ type libResolver struct {
 
 // fromMaps looks among the files the process has mapped.
 func (r *libResolver) fromMaps() string {
-	mapsPath := fmt.Sprintf("/proc/%d/maps", r.pid)
-	r.looked = append(r.looked, mapsPath)
-	f, err := os.Open(mapsPath)
+	r.looked = append(r.looked, fmt.Sprintf("/proc/%d/maps", r.pid))
+	maps, err := procfs.New("").Maps(r.pid)
 	if err != nil {
 		// The process may be gone or hidden: the other sources still apply.
 		r.looked[len(r.looked)-1] += " (unreadable)"
 		return ""
 	}
-	paths := mapsFilePaths(f)
-	f.Close()
+	paths := mapsFilePaths(maps)
 	var byName []string
 	for _, p := range paths {
 		if _, _, ok := libNameRank(r.name, path.Base(p)); ok {
@@ -263,23 +262,14 @@ func libNameRank(name, base string) (rank, version int, ok bool) {
 	return 0, 0, false
 }
 
-// mapsFilePaths returns the distinct files mapped in a /proc/PID/maps
-// listing, in order of first appearance. Anonymous and pseudo mappings
-// ([heap], [vdso]) and deleted files are skipped.
-func mapsFilePaths(r io.Reader) []string {
+// mapsFilePaths returns the distinct files of maps, in order of first
+// appearance. Anonymous and pseudo mappings ([heap], [vdso]) and deleted
+// files are skipped: they have no path to resolve.
+func mapsFilePaths(maps []procfs.Mapping) []string {
 	seen := map[string]bool{}
 	var out []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), 1024*1024)
-	for sc.Scan() {
-		// address perms offset dev inode pathname; the pathname may hold spaces.
-		line := sc.Text()
-		rest := line
-		for i := 0; i < 5; i++ {
-			rest = strings.TrimLeft(rest, " ")
-			_, rest, _ = strings.Cut(rest, " ")
-		}
-		p := strings.TrimLeft(rest, " ")
+	for _, m := range maps {
+		p := m.Path
 		if !strings.HasPrefix(p, "/") || strings.HasSuffix(p, " (deleted)") || seen[p] {
 			continue
 		}

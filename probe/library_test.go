@@ -10,6 +10,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/uprobectl/uprobectl/internal/procfs"
 )
 
 func TestResolveLibraryHost(t *testing.T) {
@@ -296,7 +298,11 @@ func TestMapsFilePaths(t *testing.T) {
 7f00ad000000-7f00ad001000 rw-p 00000000 00:00 0
 7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0          [vdso]
 `
-	got := mapsFilePaths(strings.NewReader(maps))
+	parsed, err := procfs.ParseMaps([]byte(maps))
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := mapsFilePaths(parsed)
 	want := []string{"/usr/bin/cat", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/tmp/my dir/lib two.so"}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("got %q\nwant %q", got, want)

@@ -528,7 +528,9 @@ func TestOutputAppendedToAFile(t *testing.T) {
 
 // Without --pid every process mapping libc is traced, the script's own jq
 // and awk included; they run from private copies, so their calls, made for
-// each hit they read, are not hits again. Two targets, one row each.
+// each hit they read, are not hits again. Two targets, one row each, and no
+// row for any process of the script's, however short-lived (a mkfifo run
+// while tracing was one): the fork log knows them all.
 func TestMallocFreeByProcessEveryProcess(t *testing.T) {
 	requireTools(t)
 	var groups []string
@@ -537,6 +539,7 @@ func TestMallocFreeByProcessEveryProcess(t *testing.T) {
 	a := startTarget(t, bin, "2000", "64", "1000")
 	b := startTarget(t, bin, "777", "300000")
 	libc := mappedInode(t, a.pid, "libc.so.6") // the file probed, as mapped
+	forks := startForkLog(t)
 	r := startScript(t, nil, "malloc-free-by-process", "--duration", "3s")
 	r.waitReady(t, &groups)
 	a.release(t, true)
@@ -544,11 +547,11 @@ func TestMallocFreeByProcessEveryProcess(t *testing.T) {
 	// Under the script: uprobectl, then, soon after the ready line, jq and
 	// awk, which must run from copies of the loader and libraries: libc's
 	// inode, where the probes are, is not mapped in them.
-	ours := map[int]bool{}
+	polled := map[int]bool{}
 	private := map[int]bool{}
 	for end := time.Now().Add(3 * time.Second); len(private) < 2 && time.Now().Before(end); time.Sleep(20 * time.Millisecond) {
 		for pid := range descendants(r.cmd.Process.Pid) {
-			ours[pid] = true
+			polled[pid] = true
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 			if !bytes.Contains(cmdline, []byte("--library-path")) || private[pid] {
 				continue
@@ -560,7 +563,7 @@ func TestMallocFreeByProcessEveryProcess(t *testing.T) {
 		}
 	}
 	if len(private) < 2 {
-		t.Errorf("processes under the script: %v; %d of them run jq or awk from private copies, want 2", ours, len(private))
+		t.Errorf("processes under the script: %v; %d of them run jq or awk from private copies, want 2", polled, len(private))
 	}
 	resA, resB := a.results(t), b.results(t)
 	if code := r.wait(t); code != 0 {
@@ -569,11 +572,101 @@ func TestMallocFreeByProcessEveryProcess(t *testing.T) {
 	rows := parseMallocTable(t, r.stdout.String())
 	checkMallocRow(t, rows, a, resA)
 	checkMallocRow(t, rows, b, resB)
+	ours := forks.under(t, r.cmd.Process.Pid, polled)
 	for pid, row := range rows {
-		if ours[pid] || pid == r.cmd.Process.Pid {
-			t.Errorf("the script traced itself: %d %+v", pid, row)
+		if ours[pid] {
+			t.Errorf("the script traced itself: PID %d %+v", pid, row)
 		}
 	}
+}
+
+// forkLog records every fork and clone on the machine, from the
+// sched_process_fork trace event in a tracefs instance of our own (its own
+// buffer: the top-level one is left to others): which processes ran under a
+// script, even those that lived a millisecond, which polling /proc misses.
+type forkLog struct{ dir string }
+
+func startForkLog(t *testing.T) *forkLog {
+	t.Helper()
+	var root string
+	for _, p := range []string{"/sys/kernel/tracing", "/sys/kernel/debug/tracing"} {
+		if _, err := os.Stat(filepath.Join(p, "instances")); err == nil {
+			root = p
+			break
+		}
+	}
+	if root == "" {
+		t.Fatal("no tracefs instances directory: cannot log forks")
+	}
+	f := &forkLog{filepath.Join(root, "instances", fmt.Sprintf("uprobectl-scripts-test-%d", os.Getpid()))}
+	os.Remove(f.dir) // left by a run that was killed
+	if err := os.Mkdir(f.dir, 0o755); err != nil {
+		t.Fatalf("tracefs instance: %v", err)
+	}
+	t.Cleanup(func() {
+		os.WriteFile(filepath.Join(f.dir, "events/sched/sched_process_fork/enable"), []byte("0"), 0)
+		if err := os.Remove(f.dir); err != nil {
+			t.Errorf("remove tracefs instance: %v", err)
+		}
+	})
+	for _, w := range [][2]string{
+		{"buffer_size_kb", "8192"}, // per CPU: some 100 000 forks
+		{"events/sched/sched_process_fork/enable", "1"},
+	} {
+		if err := os.WriteFile(filepath.Join(f.dir, w[0]), []byte(w[1]), 0); err != nil {
+			t.Fatalf("fork log: write %s: %v", w[0], err)
+		}
+	}
+	return f
+}
+
+var (
+	forkRE    = regexp.MustCompile(`sched_process_fork: comm=.* pid=(\d+) child_comm=.* child_pid=(\d+)$`)
+	entriesRE = regexp.MustCompile(`(?m)^# entries-in-buffer/entries-written: (\d+)/(\d+)`)
+)
+
+// under stops the log and returns pid and every process and thread forked
+// under it since the log started. seen are processes known to have been
+// under pid: a log that misses one of them is broken, and so is one that
+// lost events.
+func (f *forkLog) under(t *testing.T, pid int, seen map[int]bool) map[int]bool {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(f.dir, "events/sched/sched_process_fork/enable"), []byte("0"), 0); err != nil {
+		t.Fatalf("fork log: %v", err)
+	}
+	b, err := os.ReadFile(filepath.Join(f.dir, "trace"))
+	if err != nil {
+		t.Fatalf("fork log: %v", err)
+	}
+	m := entriesRE.FindSubmatch(b)
+	if m == nil || string(m[1]) != string(m[2]) {
+		t.Fatalf("the fork log lost events (or has no header): %q", m)
+	}
+	children := map[int][]int{}
+	for _, l := range strings.Split(string(b), "\n") {
+		if m := forkRE.FindStringSubmatch(l); m != nil {
+			parent, _ := strconv.Atoi(m[1])
+			child, _ := strconv.Atoi(m[2])
+			children[parent] = append(children[parent], child)
+		}
+	}
+	all := map[int]bool{pid: true}
+	for todo := []int{pid}; len(todo) > 0; {
+		p := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		for _, c := range children[p] {
+			if !all[c] {
+				all[c] = true
+				todo = append(todo, c)
+			}
+		}
+	}
+	for p := range seen {
+		if !all[p] {
+			t.Fatalf("the fork log missed process %d under %d (it has %v)", p, pid, all)
+		}
+	}
+	return all
 }
 
 // mappedInode: the inode of the file named NAME that pid maps.
@@ -832,5 +925,73 @@ func TestLockHolders(t *testing.T) {
 	}
 	if rows[res["mutex m1"]].caller == rows[res["mutex m2"]].caller {
 		t.Errorf("m1 and m2 have the same first caller: they are locked from two call sites")
+	}
+}
+
+// Without --pid: every process that maps libc, the script's own included;
+// the target's rows are right and none is the script's (a mkfifo run while
+// tracing was one).
+func TestLockHoldersEveryProcess(t *testing.T) {
+	requireTools(t)
+	var groups []string
+	checkEvents(t, &groups)
+	bin := buildC(t, "locker")
+	tg := startTarget(t, bin, "300", "200", "100")
+	forks := startForkLog(t)
+	r := startScript(t, nil, "lock-holders", "--duration", "3s")
+	r.waitReady(t, &groups)
+	polled := descendants(r.cmd.Process.Pid) // uprobectl at least
+	tg.release(t, false)
+	res := tg.results(t)
+	if code := r.wait(t); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	tg.exit(t)
+	ours := forks.under(t, r.cmd.Process.Pid, polled)
+	lines := strings.Split(strings.TrimRight(r.stdout.String(), "\n"), "\n")
+	if strings.Join(strings.Fields(lines[0]), " ") != "PID COMM LOCK CALLS FIRST_CALLER SYMBOL" {
+		t.Fatalf("no table header in:\n%s", r.stdout.String())
+	}
+	calls := map[string]int64{}
+	for _, l := range lines[1:] {
+		m := lockRowRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("bad row %q", l)
+		}
+		pid := int(atoi(t, m[1]))
+		if ours[pid] {
+			t.Errorf("the script traced itself: %q", l)
+		}
+		if pid == tg.pid {
+			calls[m[3]] = atoi(t, m[4])
+		}
+	}
+	for _, name := range []string{"m1", "m2"} {
+		if got, want := calls[res["mutex "+name]], atoi(t, res["locks "+name]); got != want {
+			t.Errorf("%s: %d calls, want %d", name, got, want)
+		}
+	}
+}
+
+// The code common to the scripts is the same in each: what is fixed in one
+// (never tracing itself) is fixed in all.
+func TestCommonCodeSame(t *testing.T) {
+	var first string
+	for _, name := range []string{"malloc-free-by-process", "func-latency", "lock-holders"} {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		i := strings.Index(s, "\n# ---- common to the uprobectl example scripts")
+		j := strings.Index(s[i+1:], "\n# ---- ")
+		if i < 0 || j < 0 {
+			t.Fatalf("%s: no common section", name)
+		}
+		if common := s[i : i+1+j]; first == "" {
+			first = common
+		} else if common != first {
+			t.Errorf("%s: its common section differs from malloc-free-by-process's", name)
+		}
 	}
 }

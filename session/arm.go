@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 
 	"golang.org/x/sys/unix"
 
@@ -11,52 +12,94 @@ import (
 	"github.com/uprobectl/uprobectl/perfevent"
 )
 
+// armer owns the perf events that arm the trace events: all-task events
+// for the default scope, per-thread events for chosen processes.
+type armer struct {
+	rings    *perfevent.Rings
+	procRoot string
+	// perProcess: arm the chosen processes' threads, not every mapper.
+	perProcess, followsChildren bool
+	launch                      int // run's command: armed with enable_on_exec
+
+	mu          sync.Mutex
+	global      []*perfevent.Attachment         // all-task perf events
+	attachments map[int][]*perfevent.Attachment // per-process perf events, by pid
+	closers     sync.WaitGroup                  // perf events of exited processes being closed
+}
+
 // armTraces opens the perf events of new trace events: for every task when
-// the scope is every mapper, else on each recorded process's threads.
-func (s *Session) armTraces(traces []*traceEvent) error {
-	if !s.cfg.perProcess() {
+// the scope is every mapper, else on the threads of each recorded process.
+func (a *armer) armTraces(traces []*traceEvent, recorded map[int]*finder.Process) error {
+	if !a.perProcess {
 		opened := make([]*perfevent.Attachment, len(traces))
 		err := parallel(len(traces), func(i int) error {
-			a, err := s.rings.Attach(traces[i].event.ID, perfevent.AllThreads, perfevent.AttachOptions{})
+			at, err := a.rings.Attach(traces[i].event.ID, perfevent.AllThreads, perfevent.AttachOptions{})
 			if err != nil {
 				return fmt.Errorf("arm trace event %s/%s: %w", traces[i].event.Group, traces[i].event.Name, err)
 			}
-			opened[i] = a
+			opened[i] = at
 			return nil
 		})
-		s.mu.Lock()
-		s.global = append(s.global, slices.DeleteFunc(opened, func(a *perfevent.Attachment) bool { return a == nil })...)
-		s.mu.Unlock()
+		a.mu.Lock()
+		a.global = append(a.global, slices.DeleteFunc(opened, func(at *perfevent.Attachment) bool { return at == nil })...)
+		a.mu.Unlock()
 		return err
 	}
-	if s.cfg.followsChildren() {
+	if a.followsChildren {
 		for _, te := range traces {
-			a, err := s.rings.HoldArmed(te.event.ID)
+			at, err := a.rings.HoldArmed(te.event.ID)
 			if err != nil {
 				return err
 			}
-			s.mu.Lock()
-			s.global = append(s.global, a)
-			s.mu.Unlock()
+			a.mu.Lock()
+			a.global = append(a.global, at)
+			a.mu.Unlock()
 		}
 	}
-	for _, p := range s.table.All() {
-		if err := s.armProcess(p, traces); err != nil {
+	for _, p := range recorded {
+		if err := a.armProcess(p, traces); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+// release closes the perf events of an exited process, off the reader
+// goroutine: closing may wait for a grace period.
+func (a *armer) release(pid int) {
+	a.mu.Lock()
+	closing := a.attachments[pid]
+	delete(a.attachments, pid)
+	a.mu.Unlock()
+	if len(closing) > 0 {
+		a.closers.Add(1)
+		go func() { defer a.closers.Done(); closeAll(closing) }()
+	}
+}
+
+// disarmAll closes every perf event, and waits for those being released.
+func (a *armer) disarmAll() {
+	a.mu.Lock()
+	all := a.global
+	a.global = nil
+	for _, as := range a.attachments {
+		all = append(all, as...)
+	}
+	a.attachments = map[int][]*perfevent.Attachment{}
+	a.mu.Unlock()
+	closeAll(all)
+	a.closers.Wait()
+}
+
 // armProcess opens the trace events on every thread of p, which must
 // already be in the table. Threads are enumerated again after each round of
 // opening: a thread created before its creator's events were open is found
 // by the next enumeration, one created after inherits them.
-func (s *Session) armProcess(p *finder.Process, traces []*traceEvent) error {
-	opts := perfevent.AttachOptions{Inherit: true, EnableOnExec: p.PID == s.cfg.Launch}
+func (a *armer) armProcess(p *finder.Process, traces []*traceEvent) error {
+	opts := perfevent.AttachOptions{Inherit: true, EnableOnExec: p.PID == a.launch}
 	armed := map[int]bool{}
 	for {
-		tids, err := finder.Threads(s.procRoot(), p.PID)
+		tids, err := finder.Threads(a.procRoot, p.PID)
 		if errors.Is(err, finder.ErrNoProcess) {
 			return nil // exited: nothing to arm
 		}
@@ -73,7 +116,7 @@ func (s *Session) armProcess(p *finder.Process, traces []*traceEvent) error {
 		if len(fresh) == 0 {
 			return nil
 		}
-		if err := s.armThreads(p.PID, fresh, traces, opts); err != nil {
+		if err := a.armThreads(p.PID, fresh, traces, opts); err != nil {
 			return err
 		}
 	}
@@ -81,7 +124,7 @@ func (s *Session) armProcess(p *finder.Process, traces []*traceEvent) error {
 
 // armThreads opens the trace events on the given threads of pid,
 // concurrently.
-func (s *Session) armThreads(pid int, tids []int, traces []*traceEvent, opts perfevent.AttachOptions) error {
+func (a *armer) armThreads(pid int, tids []int, traces []*traceEvent, opts perfevent.AttachOptions) error {
 	type job struct{ tid, trace int }
 	jobs := make([]job, 0, len(tids)*len(traces))
 	for _, tid := range tids {
@@ -93,38 +136,38 @@ func (s *Session) armThreads(pid int, tids []int, traces []*traceEvent, opts per
 	err := parallel(len(jobs), func(i int) error {
 		j := jobs[i]
 		ev := traces[j.trace].event
-		a, err := s.rings.Attach(ev.ID, j.tid, opts)
+		at, err := a.rings.Attach(ev.ID, j.tid, opts)
 		if errors.Is(err, perfevent.ErrThreadGone) {
 			return nil // the thread exited: it can make no more hits
 		}
 		if err != nil {
 			return fmt.Errorf("arm trace event %s/%s for pid %d tid %d: %w", ev.Group, ev.Name, pid, j.tid, err)
 		}
-		opened[i] = a
+		opened[i] = at
 		return nil
 	})
-	opened = slices.DeleteFunc(opened, func(a *perfevent.Attachment) bool { return a == nil })
-	s.mu.Lock()
-	s.attachments[pid] = append(s.attachments[pid], opened...)
-	s.mu.Unlock()
+	opened = slices.DeleteFunc(opened, func(at *perfevent.Attachment) bool { return at == nil })
+	a.mu.Lock()
+	a.attachments[pid] = append(a.attachments[pid], opened...)
+	a.mu.Unlock()
 	return err
 }
 
 // checkFileBudget fails early, with the arithmetic, when arming would need
 // more file descriptors than the process may open: one perf event per
 // trace event and CPU, for all tasks or for each traced thread.
-func (s *Session) checkFileBudget() error {
+func (a *armer) checkFileBudget(traces int, recorded map[int]*finder.Process) error {
 	threads := 1
-	if s.cfg.perProcess() {
+	if a.perProcess {
 		threads = 0
-		for pid := range s.table.All() {
-			if tids, err := finder.Threads(s.procRoot(), pid); err == nil {
+		for pid := range recorded {
+			if tids, err := finder.Threads(a.procRoot, pid); err == nil {
 				threads += len(tids)
 			}
 		}
 	}
-	cpus := len(s.rings.CPUs())
-	need := uint64(len(s.traces) * threads * cpus)
+	cpus := len(a.rings.CPUs())
+	need := uint64(traces * threads * cpus)
 	var lim unix.Rlimit
 	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &lim); err != nil {
 		return nil
@@ -132,7 +175,7 @@ func (s *Session) checkFileBudget() error {
 	const reserve = 64 // stdio, tracefs files, pidfds
 	if need+reserve > lim.Cur {
 		return badInput(fmt.Errorf("arming needs %d perf events (%d trace events × %d threads × %d CPUs) but the open-file limit is %d: narrow the probes or --pid, or raise `ulimit -n` (hard limit %d)",
-			need, len(s.traces), threads, cpus, lim.Cur, lim.Max))
+			need, traces, threads, cpus, lim.Cur, lim.Max))
 	}
 	return nil
 }

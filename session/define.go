@@ -6,6 +6,9 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/uprobectl/uprobectl/finder"
 	"github.com/uprobectl/uprobectl/perfevent"
@@ -13,56 +16,95 @@ import (
 	"github.com/uprobectl/uprobectl/tracefs"
 )
 
-// armedSet is what the hit path needs to know of the armed probes. It is
-// replaced as a whole when probes are added (a replaced file), never
-// changed, so the hit path reads it without a lock.
-type armedSet struct {
-	byID  map[uint64]*traceEvent // trace event id -> its probes
-	files map[finder.FileID]bool // the inodes probes are defined on
-	paths map[string]bool        // the probed paths, to notice a replaced file
+// probeSet owns the probes and their trace events: defining them (at
+// start, and again when a probed file is replaced) and the lock-free view
+// the hit path reads.
+type probeSet struct {
+	fs    *tracefs.FS
+	group string   // this run's tracefs group, named after its owner
+	words []string // the probe words, resolved again when a file is replaced
+
+	mu         sync.Mutex // serializes defining and arming
+	probes     []*Probe
+	traces     []*traceEvent
+	traceCount int                                    // trace events defined, for their names
+	count      atomic.Int64                           // len(probes), for Stats without mu
+	byID       atomic.Pointer[map[uint64]*traceEvent] // trace event id -> its probes; replaced, never changed
 }
 
-func identifyFiles(targets []probe.Target) (map[finder.FileID]bool, error) {
-	files := map[finder.FileID]bool{}
+// traceOf returns the trace event of a sample's event id. Lock-free.
+func (ps *probeSet) traceOf(id uint64) *traceEvent {
+	if m := ps.byID.Load(); m != nil {
+		return (*m)[id]
+	}
+	return nil
+}
+
+// identifyFiles returns the probed files as the kernel binds them (see
+// finder.FileSet): their (device, inode), and which are on overlayfs.
+func identifyFiles(targets []probe.Target) (*finder.FileSet, error) {
+	files, overlay, err := filesOf(targets)
+	if err != nil {
+		return nil, err
+	}
+	return finder.NewFileSet(files, overlay), nil
+}
+
+func filesOf(targets []probe.Target) (files, overlay []finder.FileID, err error) {
+	seen := map[string]bool{}
 	for _, t := range targets {
+		if seen[t.Path] {
+			continue
+		}
+		seen[t.Path] = true
 		id, err := finder.Identify(t.Path)
 		if err != nil {
-			return nil, badInput(err)
+			return nil, nil, badInput(err)
 		}
-		files[id] = true
+		if finder.OnOverlay(t.Path) {
+			overlay = append(overlay, id)
+		} else {
+			files = append(files, id)
+		}
 	}
-	return files, nil
+	return files, overlay, nil
 }
 
-func pathsOf(targets []probe.Target) map[string]bool {
-	paths := map[string]bool{}
+func pathsOf(targets []probe.Target) []string {
+	var paths []string
 	for _, t := range targets {
-		paths[t.Path] = true
+		if !slices.Contains(paths, t.Path) {
+			paths = append(paths, t.Path)
+		}
 	}
 	return paths
 }
 
 // define creates the trace events of targets in this run's owner group,
 // after reaping the groups of uprobectl runs that died without cleaning up.
-func (s *Session) define(targets []probe.Target) error {
+func (ps *probeSet) define(targets []probe.Target, display func(string) string, warnf func(string, ...any)) error {
 	owner, err := tracefs.Self()
 	if err != nil {
 		return err
 	}
-	if reaped, err := s.fs.Reap(); err != nil {
-		s.warnf("reaping events of dead uprobectl runs: %v", err)
+	if reaped, err := ps.fs.Reap(); err != nil {
+		warnf("reaping events of dead uprobectl runs: %v", err)
 	} else if len(reaped) > 0 {
-		s.warnf("removed %d event group(s) left by dead uprobectl runs", len(reaped))
+		warnf("removed %d event group(s) left by dead uprobectl runs", len(reaped))
 	}
-	s.group = owner.Group()
-	_, err = s.defineTraces(targets)
+	ps.group = owner.Group()
+	_, err = ps.defineTraces(targets, display)
 	return err
 }
 
 // defineTraces defines one trace event per (file, kind, fetch args),
 // holding every probe that shares them, and publishes them for the hit
-// path. It returns the new trace events, not yet armed.
-func (s *Session) defineTraces(targets []probe.Target) ([]*traceEvent, error) {
+// path. It returns the new trace events, not yet armed. display turns a
+// resolved path into the one the traced processes see.
+func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) string) ([]*traceEvent, error) {
+	if display == nil {
+		display = func(p string) string { return p }
+	}
 	type shareKey struct {
 		path   string
 		ret    bool
@@ -88,21 +130,21 @@ func (s *Session) defineTraces(targets []probe.Target) ([]*traceEvent, error) {
 			if err != nil {
 				return nil, badInput(err)
 			}
-			s.traceCount++
-			te = &traceEvent{name: traceEventName(s.traceCount, t), file: id, retval: retvalArg(t.Args), byOffset: map[uint64]*Probe{}}
+			ps.traceCount++
+			te = &traceEvent{name: traceEventName(ps.traceCount, t), file: id, retval: retvalArg(t.Args), byOffset: map[uint64]*Probe{}}
 			shared[key] = te
 			traces = append(traces, te)
 		}
 		if te.byOffset[t.Offset] != nil {
 			continue // the same function named twice: one probe
 		}
-		p := &Probe{Target: t, trace: te, binary: s.displayPath(t.Path)}
+		p := &Probe{Target: t, trace: te, binary: display(t.Path)}
 		te.probes = append(te.probes, p)
 		te.byOffset[t.Offset] = p
 		probes = append(probes, p)
 		specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: t.Path, Offset: t.Offset, Return: t.Return, Args: args})
 	}
-	events, err := s.fs.Define(s.group, specs)
+	events, err := ps.fs.Define(ps.group, specs)
 	if err != nil {
 		if errors.Is(err, tracefs.ErrPermission) {
 			return nil, environmentError(err)
@@ -110,22 +152,42 @@ func (s *Session) defineTraces(targets []probe.Target) ([]*traceEvent, error) {
 		return nil, badInput(err)
 	}
 	// From here on Close removes them with the group.
-	s.probes = append(s.probes, probes...)
-	s.probeCount.Store(int64(len(s.probes)))
-	cur := s.armed.Load()
-	next := &armedSet{byID: maps.Clone(cur.byID), files: maps.Clone(cur.files), paths: cur.paths}
+	ps.probes = append(ps.probes, probes...)
+	ps.count.Store(int64(len(ps.probes)))
+	next := map[uint64]*traceEvent{}
+	if cur := ps.byID.Load(); cur != nil {
+		next = maps.Clone(*cur)
+	}
 	for i, te := range traces {
 		te.event = events[i]
 		te.decoder, err = perfevent.NewDecoder(te.event.Format, displayOf(te.probes[0].Target.Args))
 		if err != nil {
 			return nil, err
 		}
-		next.byID[te.event.ID] = te
-		next.files[te.file] = true
+		next[te.event.ID] = te
 	}
-	s.traces = append(s.traces, traces...)
-	s.armed.Store(next)
+	ps.traces = append(ps.traces, traces...)
+	ps.byID.Store(&next)
 	return traces, nil
+}
+
+// remove removes this run's trace events. EBUSY means a perf event is
+// still being released by the kernel; it is retried for a bounded time.
+func (ps *probeSet) remove() error {
+	if ps.fs == nil || ps.group == "" || len(ps.probes) == 0 {
+		return nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		err := ps.fs.RemoveGroup(ps.group)
+		if err == nil || !errors.Is(err, tracefs.ErrBusy) || time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("remove trace events of group %s (run `uprobectl clean` later): %w", ps.group, err)
+			}
+			return nil
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // traceEventName names the n-th trace event after its first probe.
@@ -140,19 +202,24 @@ func traceEventName(n int, first probe.Target) string {
 // rearm arms the probes of path again on the file now at that path: a
 // package upgrade renames a new inode over it, and the kernel keeps the
 // probes on the old inode (processes still running it keep working), so
-// processes started on the new one would get nothing.
+// processes started on the new one would get nothing. It runs on its own
+// goroutine; what it reports goes through s.later to the reader.
 func (s *Session) rearm(path string) {
-	s.defineMu.Lock()
-	defer s.defineMu.Unlock()
+	ps := s.probes
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	if s.closed.Load() {
 		return
 	}
 	id, err := finder.Identify(path)
-	if err != nil || s.armed.Load().files[id] {
-		return // gone for now, or already armed
+	if err != nil {
+		return // gone for now
+	}
+	if _, _, armed := s.finder.Files().Match(id); armed {
+		return
 	}
 	var targets []probe.Target
-	for _, w := range s.words {
+	for _, w := range ps.words {
 		spec, err := probe.ParseSpec(w)
 		if err != nil {
 			continue
@@ -172,21 +239,20 @@ func (s *Session) rearm(path string) {
 		return
 	}
 	probe.AssignEventNames(targets)
-	traces, err := s.defineTraces(targets)
+	files, overlay, err := filesOf(targets)
+	if err != nil {
+		s.later(func() { s.warnf("%s was replaced; arming the new file failed: %v", path, err) })
+		return
+	}
+	// Known to the task-finder before anything is armed on it.
+	s.finder.SetFiles(s.finder.Files().With(files, overlay))
+	traces, err := ps.defineTraces(targets, s.displayPath)
 	if err == nil {
-		err = s.armTraces(traces)
+		err = s.arms.armTraces(traces, s.finder.All())
 	}
 	if err != nil {
 		s.later(func() { s.warnf("%s was replaced; arming the new file failed: %v", path, err) })
 		return
 	}
 	s.later(func() { s.sink.Rearmed(path, len(targets)) })
-}
-
-// later runs f on the reader goroutine, after the current round: the sink
-// is not safe for concurrent use.
-func (s *Session) later(f func()) {
-	s.mu.Lock()
-	s.deferred = append(s.deferred, f)
-	s.mu.Unlock()
 }

@@ -5,8 +5,6 @@ import (
 	"errors"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/uprobectl/uprobectl/perfevent"
 )
 
 // exitWatcher learns of process exits through pidfds, which become readable
@@ -37,13 +35,13 @@ func newExitWatcher(pids []int) (*exitWatcher, error) {
 	return w, nil
 }
 
-// run reports each exit once, then calls allGone when nothing is left to
-// watch. It returns when ctx is done.
-func (w *exitWatcher) run(ctx context.Context, exited func(pid int, at uint64), allGone func()) {
+// run calls allGone when every watched process has exited. It returns then,
+// or when ctx is done. It only ends the run: the task-finder retires
+// processes from the record stream.
+func (w *exitWatcher) run(ctx context.Context, allGone func()) {
 	live := len(w.pids)
 	for i := range w.fds {
 		if w.fds[i].Fd < 0 {
-			exited(w.pids[i], perfevent.MonotonicNow())
 			live--
 		}
 	}
@@ -58,12 +56,10 @@ func (w *exitWatcher) run(ctx context.Context, exited func(pid int, at uint64), 
 		if n <= 0 {
 			continue
 		}
-		now := perfevent.MonotonicNow()
 		for i := range w.fds {
 			if w.fds[i].Fd >= 0 && w.fds[i].Revents != 0 {
 				unix.Close(int(w.fds[i].Fd))
 				w.fds[i].Fd = -1 // poll ignores negative fds
-				exited(w.pids[i], now)
 				live--
 			}
 		}

@@ -4,11 +4,34 @@ import (
 	"context"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/uprobectl/uprobectl/finder"
 	"github.com/uprobectl/uprobectl/perfevent"
 )
+
+// stream is the reader loop's own state: everything here is touched by
+// the reader goroutine only, but the counters, which Stats reads.
+type stream struct {
+	maxHits   uint64
+	stop      context.CancelFunc
+	lastStats time.Time
+	counts    counters
+
+	mu       sync.Mutex
+	deferred []func() // to run on the reader goroutine (from rearm)
+}
+
+// counters of the hit path, besides the task-finder's own.
+type counters struct {
+	hits, lost, lostSideband, undecoded, unresolved atomic.Uint64
+}
+
+func (c *counters) stats() Stats {
+	return Stats{Hits: c.hits.Load(), Lost: c.lost.Load(), LostSideband: c.lostSideband.Load(),
+		Undecoded: c.undecoded.Load(), Unresolved: c.unresolved.Load()}
+}
 
 // Run streams hits to the sink until ctx is done, maxHits hits have been
 // delivered (0: no limit), or — when the session traces --pid processes or
@@ -17,12 +40,12 @@ import (
 func (s *Session) Run(ctx context.Context, maxHits uint64) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.stop = cancel
-	s.maxHits = maxHits
+	s.stream.stop = cancel
+	s.stream.maxHits = maxHits
 	var roots []int // the processes whose end ends the run
 	if s.cfg.perProcess() {
-		for pid := range s.table.All() {
-			if p := s.table.Lookup(pid); p != nil && (pid == s.cfg.Launch || slices.Contains(s.cfg.PIDs, pid) || !s.cfg.Follow) {
+		for pid := range s.finder.All() {
+			if pid == s.cfg.Launch || slices.Contains(s.cfg.PIDs, pid) || !s.cfg.Follow {
 				roots = append(roots, pid)
 			}
 		}
@@ -36,11 +59,9 @@ func (s *Session) Run(ctx context.Context, maxHits uint64) error {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		watcher.run(ctx, func(pid int, at uint64) {
-			s.mu.Lock()
-			s.exits = append(s.exits, exitEvent{pid, at})
-			s.mu.Unlock()
-		}, cancel) // every root process is gone
+		// When every root is gone the run ends; Close then drains the
+		// rings, so their last hits are still delivered.
+		watcher.run(ctx, cancel)
 	}()
 	err = s.rings.Read(ctx, s.handle, s.afterRound)
 	cancel()
@@ -48,69 +69,54 @@ func (s *Session) Run(ctx context.Context, maxHits uint64) error {
 	return err
 }
 
-// exitEvent is an exit seen by the watcher, reported once the reader has
-// delivered everything recorded before it.
-type exitEvent struct {
-	pid int
-	at  uint64 // CLOCK_MONOTONIC
-}
-
 // handle runs for every record, in time order, on the reader goroutine.
-// The side-band records keep the process table; samples are the hit path,
+// The side-band records go to the task-finder; samples are the hit path,
 // which takes no lock.
 func (s *Session) handle(rec *perfevent.Record) {
 	switch rec.Kind {
 	case perfevent.KindSample:
 		s.hit(rec)
 	case perfevent.KindLost:
-		s.lost.Add(rec.Lost)
-	case perfevent.KindFork:
-		s.onFork(rec)
-	case perfevent.KindComm:
-		s.onComm(rec)
-	case perfevent.KindMmap:
-		s.onMmap(rec)
-	case perfevent.KindExit:
-		s.onExit(rec)
+		if rec.Sideband {
+			s.stream.counts.lostSideband.Add(rec.Lost)
+		} else {
+			s.stream.counts.lost.Add(rec.Lost)
+		}
+		s.finder.Observe(rec)
+	default:
+		s.finder.Observe(rec)
 	}
 }
 
 func (s *Session) hit(rec *perfevent.Record) {
-	if s.maxHits > 0 && s.hits.Load() >= s.maxHits {
-		return
+	c := &s.stream.counts
+	if s.stream.maxHits > 0 && c.hits.Load() >= s.stream.maxHits {
+		return // the run is ending (--max-hits)
 	}
-	te := s.armed.Load().byID[perfevent.EventType(rec.Raw)]
+	te := s.probes.traceOf(perfevent.EventType(rec.Raw))
 	if te == nil {
-		s.undecoded.Add(1)
-		return
-	}
-	proc := s.table.Lookup(int(rec.PID))
-	if proc == nil {
-		if s.cfg.perProcess() || rec.PID == 0 {
-			// Children of a --pid process carry its inherited events;
-			// pid 0 is a process outside our PID namespace (another pod
-			// sharing the file's inode): both are outside the scope.
-			s.filtered.Add(1)
-			return
-		}
-		if proc = s.recordLate(int(rec.PID)); proc == nil {
-			s.unknown.Add(1)
-			return
-		}
-	}
-	if s.cfg.Comm != "" && proc.Comm != s.cfg.Comm {
-		s.filtered.Add(1)
+		c.undecoded.Add(1)
 		return
 	}
 	payload, err := te.decoder.Decode(rec.Raw)
 	if err != nil {
-		s.undecoded.Add(1)
+		c.undecoded.Add(1)
 		return
 	}
-	pr := s.probeOf(te, proc, payload)
-	if pr == nil {
-		s.unresolved.Add(1)
-		return
+	addr := payload.IP
+	if te.decoder.Return {
+		addr = payload.Func
+	}
+	proc, off, offOK, verdict := s.finder.Attribute(int(rec.PID), te.file, addr)
+	if verdict != finder.Deliver {
+		return // counted by the task-finder
+	}
+	pr := te.probes[0]
+	if len(te.probes) > 1 {
+		if pr = te.byOffset[off]; !offOK || pr == nil {
+			c.unresolved.Add(1)
+			return
+		}
 	}
 	h := Hit{Probe: pr, Process: proc, TID: int(rec.TID), CPU: rec.CPU, TimeNS: rec.Time, Payload: payload}
 	if te.retval != "" {
@@ -121,71 +127,34 @@ func (s *Session) hit(rec *perfevent.Record) {
 		}
 	}
 	s.sink.Hit(&h)
-	if n := s.hits.Add(1); s.maxHits > 0 && n >= s.maxHits && s.stop != nil {
-		s.stop()
+	if n := c.hits.Add(1); s.stream.maxHits > 0 && n >= s.stream.maxHits && s.stream.stop != nil {
+		s.stream.stop()
 	}
 }
 
-// probeOf tells which probe of a trace event was hit, from the probed
-// address and the process's mappings of the file. A mapping made after the
-// process was recorded (dlopen) is read then, once, off the hit path's
-// usual route.
-func (s *Session) probeOf(te *traceEvent, proc *finder.Process, payload perfevent.Payload) *Probe {
-	if len(te.probes) == 1 {
-		return te.probes[0]
-	}
-	addr := payload.IP
-	if te.decoder.Return {
-		addr = payload.Func
-	}
-	if off, ok := proc.FileOffset(te.file, addr); ok {
-		return te.byOffset[off]
-	}
-	maps, err := finder.Mappings(s.procRoot(), proc.PID, s.armed.Load().files)
-	if err != nil {
-		return nil
-	}
-	updated := *proc
-	updated.Maps = maps
-	s.table.Add(&updated)
-	if off, ok := updated.FileOffset(te.file, addr); ok {
-		return te.byOffset[off]
-	}
-	return nil
-}
-
-// afterRound runs on the reader goroutine after each delivery round. A
-// process whose exit (seen by the pidfd watcher) is older than everything
-// delivered can make no more hits: it is retired if its exit record did not
-// do it already.
+// afterRound runs on the reader goroutine after each delivery round, with
+// the time before which every record has been delivered: the task-finder
+// retires what the stream has proven done.
 func (s *Session) afterRound(deliveredBefore uint64) {
-	s.mu.Lock()
-	var done []exitEvent
-	kept := s.exits[:0]
-	for _, e := range s.exits {
-		if e.at < deliveredBefore {
-			done = append(done, e)
-		} else {
-			kept = append(kept, e)
-		}
-	}
-	s.exits = kept
-	deferred := s.deferred
-	s.deferred = nil
-	s.mu.Unlock()
-	// Normally the exit record retired them already.
-	for _, e := range done {
-		if p := s.table.Lookup(e.pid); p != nil {
-			s.retire(p)
-		}
-	}
+	s.finder.Settle(deliveredBefore)
+	s.stream.mu.Lock()
+	deferred := s.stream.deferred
+	s.stream.deferred = nil
+	s.stream.mu.Unlock()
 	for _, f := range deferred {
 		f()
 	}
-	s.sweep()
-	if s.cfg.StatsInterval > 0 && time.Since(s.lastStats) >= s.cfg.StatsInterval {
-		s.lastStats = time.Now()
+	if s.cfg.StatsInterval > 0 && time.Since(s.stream.lastStats) >= s.cfg.StatsInterval {
+		s.stream.lastStats = time.Now()
 		s.sink.Stats(s.Stats())
 	}
 	s.sink.Flush()
+}
+
+// later runs f on the reader goroutine, after the current round: the sink
+// is not safe for concurrent use.
+func (s *Session) later(f func()) {
+	s.stream.mu.Lock()
+	s.stream.deferred = append(s.stream.deferred, f)
+	s.stream.mu.Unlock()
 }

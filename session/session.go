@@ -26,7 +26,6 @@
 package session
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -139,18 +138,30 @@ type Sink interface {
 	Flush()
 }
 
-// Stats are the counters of the summary.
+// Stats are the counters of the summary. For every run:
+// hits made by the traced processes = Hits + Filtered + Lost (+ Unknown,
+// Undecoded, Unresolved, which the design keeps at 0), exactly.
 type Stats struct {
-	Hits      uint64 // delivered
-	Lost      uint64 // records the kernel dropped because a ring was full
-	Unknown   uint64 // hits from processes not in the table (invariant: 0)
+	Hits uint64 // delivered
+	// Lost counts hits the kernel dropped because a hit ring was full
+	// (raise --buffer-pages, or consume faster).
+	Lost uint64
+	// LostSideband counts fork, exit, comm and mmap records the kernel
+	// dropped from a side-band ring. What that costs is counted in Late.
+	LostSideband uint64
+	// Late counts processes and mappings recorded from /proc after the
+	// fact because their side-band records were lost. Their hits are
+	// delivered all the same.
+	Late      uint64
+	Unknown   uint64 // hits from processes nothing is known of (invariant: 0)
 	Undecoded uint64 // samples whose payload did not match their format
 	// Unresolved hits came from a recorded process but at an address in a
 	// mapping that was gone before it could be read: the probe of a shared
 	// trace event could not be told.
 	Unresolved uint64
 	// Filtered hits came from processes outside the scope: children of a
-	// --pid process without --follow, other names than --comm.
+	// --pid process without --follow, other names than --comm, another
+	// container's view of the file with --container-pid.
 	Filtered uint64
 	// MissedWindows counts processes that mapped a replaced probed file
 	// before its new inode was armed: their hits until then are missing.
@@ -163,46 +174,21 @@ type Stats struct {
 	FDs, Goroutines int
 }
 
-// Session is one attach.
+// Session is one attach. Each part owns its own state: probes (trace
+// events, defined and published for the hit path), arms (the perf events
+// that arm them), finder (the process table, fed by the record stream),
+// and the stream (the reader loop and its counters).
 type Session struct {
-	cfg   Config
-	sink  Sink
-	fs    *tracefs.FS
-	rings *perfevent.Rings
-	group string   // this run's tracefs group, named after its owner
-	words []string // the probe words, resolved again when a file is replaced
-
-	// Probes and trace events. defineMu serializes defining and arming
-	// (start, and rearm when a file is replaced); the hit path reads armed.
-	defineMu   sync.Mutex
-	probes     []*Probe
-	traces     []*traceEvent
-	traceCount int                      // trace events defined, for their names
-	probeCount atomic.Int64             // len(probes), for Stats without defineMu
-	armed      atomic.Pointer[armedSet] // replaced, never changed
-	watcher    *fileWatcher             // notices a probed file replaced on disk
-
-	// The task-finder's state. The table is written on the reader goroutine
-	// (and at start, before it runs); the maps below belong to it.
-	table       finder.Table
-	comms       map[uint32]string // last comm of every task (side-band), until it exits
-	awaitingExe map[uint32]bool   // recorded processes that called execve, until their program's mmap record
-	seen        atomic.Int64      // processes recorded over the run
-	lastSweep   time.Time
-	lastStats   time.Time
-
-	mu          sync.Mutex                      // guards the fields below
-	global      []*perfevent.Attachment         // all-task perf events
-	attachments map[int][]*perfevent.Attachment // per-process perf events, by pid
-	exits       []exitEvent                     // seen by the pidfd watcher, not yet handled
-	deferred    []func()                        // to run on the reader goroutine
-	closers     sync.WaitGroup                  // perf events of exited processes being closed
-
-	maxHits uint64
-	stop    context.CancelFunc
+	cfg     Config
+	sink    Sink
+	fs      *tracefs.FS
+	rings   *perfevent.Rings
+	probes  *probeSet
+	arms    *armer
+	finder  *finder.Tracker
+	watcher *fileWatcher // notices a probed file replaced on disk
+	stream  stream
 	closed  atomic.Bool
-
-	hits, lost, unknown, undecoded, unresolved, filtered, missed atomic.Uint64
 }
 
 // ErrBadInput marks errors caused by what the user asked for (exit code 2).
@@ -264,7 +250,7 @@ func Resolve(words []string, opts probe.ResolveOptions, warn func(format string,
 // defines the trace events and arms them. On error everything it did is
 // undone.
 func Start(cfg Config, sink Sink) (_ *Session, err error) {
-	s := &Session{cfg: cfg, sink: sink, words: cfg.Probes, attachments: map[int][]*perfevent.Attachment{}, comms: map[uint32]string{}, awaitingExe: map[uint32]bool{}, lastSweep: time.Now()}
+	s := &Session{cfg: cfg, sink: sink}
 	targets, err := Resolve(cfg.Probes, s.resolveOptions(), s.warnf)
 	if err != nil {
 		return nil, err
@@ -272,6 +258,7 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if s.fs, err = tracefs.Open(); err != nil {
 		return nil, environmentError(err)
 	}
+	s.probes = &probeSet{fs: s.fs, words: cfg.Probes}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -286,22 +273,33 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if s.rings, err = perfevent.OpenRings(pages); err != nil {
 		return nil, classifyPerfError(err)
 	}
+	s.arms = &armer{rings: s.rings, procRoot: s.procRoot(), perProcess: cfg.perProcess(), followsChildren: cfg.followsChildren(),
+		launch: cfg.Launch, attachments: map[int][]*perfevent.Attachment{}}
 	files, err := identifyFiles(targets)
 	if err != nil {
 		return nil, err
 	}
-	s.armed.Store(&armedSet{byID: map[uint64]*traceEvent{}, files: files, paths: pathsOf(targets)})
+	s.finder = finder.NewTracker(finder.TrackerConfig{
+		Source: finder.NewProcSource(s.procRoot()),
+		Scope:  finder.Scope{Chosen: cfg.perProcess(), Follow: cfg.Follow || cfg.Launch > 0, Comm: cfg.Comm, ExactFile: cfg.Root != ""},
+		Files:  files,
+		Paths:  pathsOf(targets),
+		Report: s.onProcess,
+		Replaced: func(path string) {
+			go s.rearm(path)
+		},
+	})
 	// Record before defining and arming.
-	if err := s.recordInitialProcesses(files); err != nil {
+	if err := s.recordInitialProcesses(); err != nil {
 		return nil, err
 	}
-	if err := s.define(targets); err != nil {
+	if err := s.probes.define(targets, s.displayPath, s.warnf); err != nil {
 		return nil, err
 	}
-	if err := s.checkFileBudget(); err != nil {
+	if err := s.arms.checkFileBudget(len(s.probes.traces), s.finder.All()); err != nil {
 		return nil, err
 	}
-	if err := s.armTraces(s.traces); err != nil {
+	if err := s.arms.armTraces(s.probes.traces, s.finder.All()); err != nil {
 		return nil, classifyPerfError(err)
 	}
 	if !cfg.perProcess() {
@@ -309,9 +307,18 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 			s.warnf("cannot watch the probed files for replacement: %v", err)
 		}
 	}
-	sink.Ready(s.probes, s.table.Len())
+	sink.Ready(s.probes.probes, s.finder.Len())
 	sink.Flush()
 	return s, nil
+}
+
+// onProcess reports the task-finder's found, exec and exit to the sink; an
+// exited process's own perf events (--pid) are closed.
+func (s *Session) onProcess(event string, p *finder.Process) {
+	s.sink.Process(event, p)
+	if event == "exit" {
+		s.arms.release(p.PID)
+	}
 }
 
 // resolveOptions: library names resolve through the maps of the first
@@ -378,19 +385,25 @@ func countFDs() int {
 	return len(entries)
 }
 
-// Stats returns the counters so far.
+// Stats returns the counters so far. Safe from any goroutine.
 func (s *Session) Stats() Stats {
-	return Stats{
-		Hits: s.hits.Load(), Lost: s.lost.Load(), Unknown: s.unknown.Load(), Undecoded: s.undecoded.Load(), Unresolved: s.unresolved.Load(),
-		Filtered: s.filtered.Load(), MissedWindows: s.missed.Load(),
-		Processes: int(s.seen.Load()), Tracked: s.table.Len(), Probes: int(s.probeCount.Load()),
-		FDs: countFDs(), Goroutines: runtime.NumGoroutine(),
+	st := s.stream.counts.stats()
+	if s.finder != nil {
+		c := &s.finder.Counters
+		st.Late, st.Filtered, st.Unknown = c.Late.Load(), c.Filtered.Load(), c.Unknown.Load()
+		st.MissedWindows, st.Processes, st.Tracked = c.MissedWindows.Load(), int(c.Recorded.Load()), s.finder.Len()
 	}
+	if s.probes != nil {
+		st.Probes = int(s.probes.count.Load())
+	}
+	st.FDs, st.Goroutines = countFDs(), runtime.NumGoroutine()
+	return st
 }
 
 // Close tears down in the safe order: close perf events (disarm), drain the
-// rings, unmap them, remove the trace events. It is idempotent and is what
-// every exit path calls, including a panic's.
+// rings and make the kernel report what it dropped, unmap them, remove the
+// trace events. It is idempotent and is what every exit path calls,
+// including a panic's.
 func (s *Session) Close() error {
 	if s.closed.Swap(true) {
 		return nil
@@ -398,45 +411,26 @@ func (s *Session) Close() error {
 	if s.watcher != nil {
 		s.watcher.close()
 	}
-	s.defineMu.Lock() // no rearm may start now
-	defer s.defineMu.Unlock()
-	s.mu.Lock()
-	all := s.global
-	s.global = nil
-	for _, as := range s.attachments {
-		all = append(all, as...)
+	if s.probes == nil {
+		return nil
 	}
-	s.attachments = map[int][]*perfevent.Attachment{}
-	s.mu.Unlock()
-	closeAll(all)
-	s.closers.Wait()
+	s.probes.mu.Lock() // no rearm may start now
+	defer s.probes.mu.Unlock()
+	if s.arms != nil {
+		s.arms.disarmAll()
+	}
 	if s.rings != nil {
-		s.rings.Drain(s.handle)
-		s.rings.FlushLost()
-		s.rings.Drain(s.handle)
-		s.afterRound(^uint64(0))
+		if s.finder != nil {
+			s.rings.Drain(s.handle)
+			if err := s.rings.FlushLost(); err != nil {
+				s.warnf("the kernel's count of dropped records may be incomplete: %v", err)
+			}
+			s.rings.Drain(s.handle)
+			s.afterRound(^uint64(0))
+		}
 		s.rings.Close()
 	}
-	if s.fs != nil && s.group != "" && len(s.probes) > 0 {
-		return s.removeGroup()
-	}
-	return nil
-}
-
-// removeGroup removes this run's trace events. EBUSY means a perf event is
-// still being released by the kernel; it is retried for a bounded time.
-func (s *Session) removeGroup() error {
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := s.fs.RemoveGroup(s.group)
-		if err == nil || !errors.Is(err, tracefs.ErrBusy) || time.Now().After(deadline) {
-			if err != nil {
-				return fmt.Errorf("remove trace events of group %s (run `uprobectl clean` later): %w", s.group, err)
-			}
-			return nil
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return s.probes.remove()
 }
 
 // closeAll closes attachments concurrently: the kernel spends a grace period

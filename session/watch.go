@@ -15,7 +15,11 @@ type fileWatcher struct {
 	done chan struct{}
 }
 
-func watchFiles(s *Session, paths map[string]bool) (*fileWatcher, error) {
+func watchFiles(s *Session, probed []string) (*fileWatcher, error) {
+	paths := map[string]bool{}
+	for _, p := range probed {
+		paths[p] = true
+	}
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		return nil, err

@@ -50,8 +50,10 @@ func parseErrorLog(r io.Reader) ([]errorLogEntry, error) {
 		switch {
 		case strings.HasPrefix(line, errorLogCmdPrefix) && cur.Command == "":
 			cur.Command = line[len(errorLogCmdPrefix):]
-		case cur.Command != "" && cur.Pos < 0 && strings.TrimLeft(line, " ") == "^":
-			cur.Pos = strings.IndexByte(line, '^') - len(errorLogCmdPrefix)
+		// The caret is under the command: a caret left of it is not one
+		// the kernel printed, and would give a negative position.
+		case cur.Command != "" && cur.Pos < 0 && strings.TrimLeft(line, " ") == "^" && len(line) > len(errorLogCmdPrefix):
+			cur.Pos = len(line) - 1 - len(errorLogCmdPrefix)
 			cur = nil
 		}
 	}

@@ -66,6 +66,10 @@ func (f *Format) Field(name string) (Field, bool) {
 	return Field{}, false
 }
 
+// maxRecordLen bounds the end of every field: a raw record travels in a
+// perf record, whose size (perf_event_header.size) is a u16.
+const maxRecordLen = 1<<16 - 1
+
 // ParseFormat parses the text of an events/GROUP/EVENT/format file. It
 // returns an error wrapping ErrInvalid if the text has no ID, no format
 // section, or a field line it cannot read.
@@ -144,6 +148,16 @@ func parseField(line string) (Field, error) {
 	if fl.Name == "" || !haveOffset || !haveSize || fl.Offset < 0 || fl.Size < 0 {
 		return Field{}, fmt.Errorf("field without name, offset or size: %w", ErrInvalid)
 	}
+	// No raw record is longer than a perf record, whose size is a u16. The
+	// check also keeps Offset+Size from overflowing in a decoder.
+	if fl.Offset > maxRecordLen || fl.Size > maxRecordLen-fl.Offset {
+		return Field{}, fmt.Errorf("field at offset %d of size %d ends beyond the %d bytes a record can have: %w", fl.Offset, fl.Size, maxRecordLen, ErrInvalid)
+	}
+	// A decoder reads one u32 per string of a __data_loc field: a field
+	// too small for them would send it past the field and the record.
+	if n := max(1, fl.ArrayLen); fl.DataLoc && n > fl.Size/4 {
+		return Field{}, fmt.Errorf("__data_loc field of %d bytes cannot hold %d string locations: %w", fl.Size, n, ErrInvalid)
+	}
 	if !fl.DataLoc && fl.ArrayLen < 0 {
 		// "[]": the element count is the size over the element size.
 		fl.ArrayLen = 0
@@ -178,6 +192,11 @@ func parseFieldDecl(decl string, fl *Field) error {
 	if j := strings.IndexByte(name, '['); j >= 0 {
 		if !strings.HasSuffix(name, "]") {
 			return fmt.Errorf("bad array in %q", name)
+		}
+		if fl.DataLoc {
+			// The kernel puts the count in the type ("char[][N]"): a
+			// count on the name would contradict it or be left unresolved.
+			return fmt.Errorf("array in the name of __data_loc field %q", name)
 		}
 		count := name[j+1 : len(name)-1]
 		name = name[:j]

@@ -1,7 +1,6 @@
 package tracefs
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -9,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"golang.org/x/sys/unix"
+	"github.com/uprobectl/uprobectl/internal/procfs"
 )
 
 // Owner identifies the uprobectl process that owns a group: the inode of
@@ -28,15 +27,20 @@ type Owner struct {
 
 // Self returns the Owner of the calling process.
 func Self() (Owner, error) {
-	ns, err := pidNS("/proc/self/ns/pid")
+	proc := procfs.New("")
+	self, err := proc.Self()
 	if err != nil {
 		return Owner{}, fmt.Errorf("owner: %w", err)
 	}
-	st, err := readProcStat("/proc/self/stat")
+	ns, err := proc.NamespaceInode(self, "pid")
 	if err != nil {
 		return Owner{}, fmt.Errorf("owner: %w", err)
 	}
-	return Owner{PIDNS: ns, PID: os.Getpid(), StartTime: st.startTime}, nil
+	st, err := proc.Stat(self)
+	if err != nil {
+		return Owner{}, fmt.Errorf("owner: %w", err)
+	}
+	return Owner{PIDNS: ns, PID: os.Getpid(), StartTime: st.StartTime}, nil
 }
 
 // Group returns the owner's group name, "uprobectl_NS_PID_START", e.g.
@@ -79,80 +83,35 @@ func ParseGroup(group string) (Owner, bool) {
 // A pid that exists with another start time is a reused pid: dead. A
 // zombie whose thread group has no other thread left is dead.
 func (o Owner) Alive() (alive bool, known bool) {
-	ns, err := pidNS("/proc/self/ns/pid")
-	if err != nil || ns != o.PIDNS || !procIsOurs() || o.PID <= 0 {
+	proc := procfs.New("")
+	// /proc/self names our own pid only when /proc is our pid namespace's.
+	self, err := proc.Self()
+	if err != nil || self != os.Getpid() || o.PID <= 0 {
 		return true, false
 	}
-	dir := "/proc/" + strconv.Itoa(o.PID)
-	st, err := readProcStat(dir + "/stat")
-	if errors.Is(err, os.ErrNotExist) || errors.Is(err, unix.ESRCH) {
+	if ns, err := proc.NamespaceInode(self, "pid"); err != nil || ns != o.PIDNS {
+		return true, false
+	}
+	st, err := proc.Stat(o.PID)
+	if errors.Is(err, procfs.ErrNoProcess) {
 		return false, true
 	}
 	if err != nil {
 		return true, false
 	}
-	if st.startTime != o.StartTime {
+	if st.StartTime != o.StartTime {
 		return false, true
 	}
-	if st.state == 'Z' || st.state == 'X' {
+	if st.State == 'Z' || st.State == 'X' {
 		// A zombie leader may still have live threads (the main thread
 		// called pthread_exit): only an empty thread group is dead.
-		tasks, err := os.ReadDir(dir + "/task")
+		tids, err := proc.Threads(o.PID)
 		if err != nil {
 			return true, false
 		}
-		return len(tasks) > 1, true
+		return len(tids) > 1, true
 	}
 	return true, true
-}
-
-// procIsOurs reports whether /proc belongs to our pid namespace: then
-// /proc/self names our own pid.
-func procIsOurs() bool {
-	self, err := os.Readlink("/proc/self")
-	return err == nil && self == strconv.Itoa(os.Getpid())
-}
-
-func pidNS(path string) (uint64, error) {
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		return 0, fmt.Errorf("stat %s: %w", path, err)
-	}
-	return st.Ino, nil
-}
-
-type procStat struct {
-	state     byte
-	startTime uint64
-}
-
-// readProcStat reads the state (field 3) and start time (field 22) of
-// /proc/PID/stat. The command name (field 2) is in parentheses and may
-// itself contain spaces and parentheses, so fields are counted from the
-// last ')'.
-func readProcStat(path string) (procStat, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return procStat{}, err
-	}
-	return parseProcStat(b)
-}
-
-func parseProcStat(b []byte) (procStat, error) {
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return procStat{}, fmt.Errorf("/proc stat %q: no ')': %w", b, ErrInvalid)
-	}
-	f := strings.Fields(string(b[i+1:]))
-	// f[0] is field 3 (state); field 22 is f[19].
-	if len(f) < 20 || len(f[0]) != 1 {
-		return procStat{}, fmt.Errorf("/proc stat %q: too few fields: %w", b, ErrInvalid)
-	}
-	start, err := strconv.ParseUint(f[19], 10, 64)
-	if err != nil {
-		return procStat{}, fmt.Errorf("/proc stat: start time %q: %w", f[19], ErrInvalid)
-	}
-	return procStat{state: f[0][0], startTime: start}, nil
 }
 
 // OwnedGroup is a group of a uprobectl owner, for `uprobectl list`.

@@ -1,13 +1,14 @@
 package tracefs
 
 import (
-	"errors"
 	"math"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/uprobectl/uprobectl/internal/procfs"
 )
 
 func TestOwnerGroup(t *testing.T) {
@@ -64,36 +65,6 @@ func TestParseGroupRejects(t *testing.T) {
 	}
 }
 
-func TestParseProcStat(t *testing.T) {
-	tail := " 1 1 0 34816 1 4194560 110 0 0 0 0 0 0 0 20 0 1 0 987654 5865472 232 18446744073709551615"
-	tests := []struct {
-		name    string
-		text    string
-		want    procStat
-		wantErr bool
-	}{
-		{"plain", "4242 (sleep) S" + tail, procStat{'S', 987654}, false},
-		{"comm with spaces and parens", "4242 (a) b (c)) Z" + tail, procStat{'Z', 987654}, false},
-		{"no paren", "4242 sleep S" + tail, procStat{}, true},
-		{"short", "4242 (sleep) S 1 1", procStat{}, true},
-		{"bad start time", "4242 (sleep) S 1 1 0 34816 1 4194560 110 0 0 0 0 0 0 0 20 0 1 0 x 5865472", procStat{}, true},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, err := parseProcStat([]byte(tt.text))
-			if tt.wantErr {
-				if !errors.Is(err, ErrInvalid) {
-					t.Fatalf("err = %v, want ErrInvalid", err)
-				}
-				return
-			}
-			if err != nil || got != tt.want {
-				t.Errorf("got %+v, %v; want %+v", got, err, tt.want)
-			}
-		})
-	}
-}
-
 func TestSelf(t *testing.T) {
 	o, err := Self()
 	if err != nil {
@@ -133,13 +104,13 @@ func exitedOwner(t *testing.T) Owner {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := readProcStat("/proc/" + strconv.Itoa(cmd.Process.Pid) + "/stat")
+	st, err := procfs.New("").Stat(cmd.Process.Pid)
 	cmd.Process.Kill()
 	cmd.Wait()
 	if err != nil {
 		t.Fatal(err)
 	}
-	return Owner{PIDNS: self.PIDNS, PID: cmd.Process.Pid, StartTime: st.startTime}
+	return Owner{PIDNS: self.PIDNS, PID: cmd.Process.Pid, StartTime: st.StartTime}
 }
 
 func TestAlive(t *testing.T) {

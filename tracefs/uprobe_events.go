@@ -151,7 +151,12 @@ func parseUprobeEvents(r io.Reader) ([]Definition, error) {
 
 func parseDefinition(line string) (Definition, error) {
 	d := Definition{Line: line}
-	words := strings.Fields(line)
+	// Split where the kernel does (ASCII blanks only): strings.Fields would
+	// also split at Unicode spaces (U+2007, U+3000, ...), which are
+	// ordinary bytes in a path or an argument to the kernel.
+	words := strings.FieldsFunc(line, func(r rune) bool {
+		return r == ' ' || r == '\t' || r == '\n' || r == '\v' || r == '\f' || r == '\r'
+	})
 	if len(words) < 2 {
 		return d, fmt.Errorf("want \"p:GROUP/EVENT PATH:OFFSET [ARGS]\": %w", ErrInvalid)
 	}

@@ -26,7 +26,7 @@ func traceFlags() []cli.Flag {
 		&cli.BoolFlag{Name: "json", Aliases: []string{"j"}, Usage: "print JSON lines (the contract in the README)"},
 		&cli.BoolFlag{Name: "count", Aliases: []string{"c"}, Usage: "print hit counts per probe and process instead of hits"},
 		&cli.DurationFlag{Name: "interval", Aliases: []string{"i"}, Usage: "with --count: also print the counts of every interval (e.g. 1s)"},
-		&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop after this long (e.g. 5s, 2m)"},
+		&cli.DurationFlag{Name: "duration", Aliases: []string{"d"}, Usage: "stop this long after every probe is armed (e.g. 5s, 2m)"},
 		&cli.Uint64Flag{Name: "max-hits", Aliases: []string{"n"}, Usage: "stop after this many hits"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write hits (or counts) to this file instead of stdout"},
 		&cli.BoolFlag{Name: "force", Usage: "accept an offset that is not proven to be an instruction boundary (a wrong one corrupts the target)"},
@@ -151,11 +151,6 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	defer stop()
 	signal.Ignore(syscall.SIGPIPE)
-	if d := c.Duration("duration"); d > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, d)
-		defer cancel()
-	}
 	ctx, cancelOnWriteError := context.WithCancel(ctx)
 	defer cancelOnWriteError()
 	hitsTo := os.Stdout
@@ -184,6 +179,13 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 	}
 	if served != nil {
 		served.SetStats(sess.Stats)
+	}
+	// --duration is the tracing window: it starts at ready, once every
+	// probe is armed (arming thousands of probes takes a while).
+	if d := c.Duration("duration"); d > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, d)
+		defer cancel()
 	}
 	defer func() {
 		if r := recover(); r != nil {

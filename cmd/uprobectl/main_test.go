@@ -77,12 +77,11 @@ func kernelTest(t *testing.T) (dir string) {
 	off := symbolOffset(t, foreignBin, "fn")
 	appendUprobeEvents(t, fmt.Sprintf("p:probe_uprobectltest/fn_%d %s:0x%x", os.Getpid(), foreignBin, off))
 	before := readUprobeEvents(t)
+	canary := fmt.Sprintf("p:probe_uprobectltest/fn_%d %s:0x%016x", os.Getpid(), foreignBin, off)
 	t.Cleanup(func() {
 		after := readUprobeEvents(t)
 		appendUprobeEvents(t, fmt.Sprintf("-:probe_uprobectltest/fn_%d", os.Getpid()))
-		if after != before {
-			t.Errorf("uprobe_events changed:\nbefore:\n%safter:\n%s", before, after)
-		}
+		targets.CheckEvents(t, before, after, canary)
 	})
 	return dir
 }

@@ -16,6 +16,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/uprobectl/uprobectl/tracefs"
 )
 
 // RequireKernel skips a test that needs root and a working tracefs with
@@ -62,7 +64,7 @@ func Source() string {
 //	counter-pie, counter-nopie, counter-stripped (dynsym only), uselib (+ libcounter.so), mallocer,
 //	forker (PIE, -rdynamic), dlopener (+ libcounter.so, not linked: pass
 //	LibPath(dir, "libcounter.so") as its first argument), busy (+ libcounter2.so,
-//	linked with an rpath to dir), spawner
+//	linked with an rpath to dir), spawner, zombie
 func Build(t testing.TB, dir, variant string) string {
 	t.Helper()
 	src := Source()
@@ -102,6 +104,8 @@ func Build(t testing.TB, dir, variant string) string {
 		}
 	case "spawner":
 		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "spawner.c")}}
+	case "zombie":
+		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "zombie.c")}}
 	default:
 		t.Fatalf("unknown target variant %q", variant)
 	}
@@ -228,7 +232,54 @@ func (p *Process) Wait(t testing.TB) int {
 	return calls
 }
 
+// Line returns the next line the target prints (after its go line: a
+// target that reports more than "calls N").
+func (p *Process) Line(t testing.TB) string {
+	t.Helper()
+	if !p.lines.Scan() {
+		t.Fatalf("target %d: no more output", p.PID)
+	}
+	return p.lines.Text()
+}
+
+// Release writes one more line to a target that waits for it.
+func (p *Process) Release(t testing.TB) {
+	t.Helper()
+	fmt.Fprintln(p.stdin, "go")
+}
+
 // Signal sends sig to the target process (not to its children).
 func (p *Process) Signal(sig os.Signal) error {
 	return p.cmd.Process.Signal(sig)
+}
+
+// CheckEvents compares uprobe_events after a kernel test with before it.
+// With UPROBECTL_EXACT_EVENTS=1 (CI: nothing else defines uprobes there)
+// the whole file must be unchanged. Otherwise the machine may be shared —
+// other tools, and other uprobectl runs, define and remove their own
+// events while the tests run — so only what the test owns is checked: the
+// canary line it wrote is intact, and no uprobectl group appeared whose
+// owner is dead (a run of this test left its events behind).
+func CheckEvents(t testing.TB, before, after, canary string) {
+	t.Helper()
+	if os.Getenv("UPROBECTL_EXACT_EVENTS") == "1" {
+		if after != before {
+			t.Errorf("uprobe_events changed:\nbefore:\n%safter:\n%s", before, after)
+		}
+		return
+	}
+	if canary != "" && !strings.Contains(after, canary+"\n") {
+		t.Errorf("the canary line %q is gone from uprobe_events:\n%s", canary, after)
+	}
+	for _, line := range strings.Split(after, "\n") {
+		if line == "" || strings.Contains(before, line+"\n") {
+			continue
+		}
+		group, _, _ := strings.Cut(strings.TrimLeft(strings.Fields(line)[0], "pr:"), "/")
+		if owner, ok := tracefs.ParseGroup(group); ok {
+			if alive, known := owner.Alive(); known && !alive {
+				t.Errorf("left behind in uprobe_events (owner %d is dead): %s", owner.PID, line)
+			}
+		}
+	}
 }
