@@ -42,6 +42,9 @@ type Scope struct {
 	// overlay mount's view of it is outside the scope (it runs in another
 	// container of the same image): --container-pid, --container-comm.
 	ExactFile bool
+	// Self is uprobectl's own pid: it maps libc too, but its own calls are
+	// never traced (filtered, never recorded).
+	Self int
 }
 
 func (s Scope) followsChildren() bool { return !s.Chosen || s.Follow }
@@ -351,8 +354,8 @@ func (t *Tracker) mmap(rec *perfevent.Record) {
 		}
 		return
 	}
-	if rec.PID == 0 {
-		return // outside our PID namespace: its hits come with pid 0 and are filtered
+	if rec.PID == 0 || int(rec.PID) == t.scope.Self {
+		return // outside our PID namespace (its hits come with pid 0), or ourselves: filtered
 	}
 	mapping := Mapping{File: probed, Start: m.Addr, End: m.Addr + m.Len, Offset: m.Pgoff, View: view}
 	if p := t.table.Lookup(int(rec.PID)); p != nil {
@@ -429,10 +432,11 @@ func (t *Tracker) exit(rec *perfevent.Record) {
 func (t *Tracker) Attribute(pid int, file FileID, addr uint64) (p *Process, off uint64, offOK bool, v Verdict) {
 	p = t.table.Lookup(pid)
 	if p == nil {
-		if t.scope.Chosen || pid == 0 {
+		if t.scope.Chosen || pid == 0 || (pid == t.scope.Self && pid != 0) {
 			// Children of a --pid process carry its inherited events;
 			// pid 0 is a process outside our PID namespace (another pod
-			// sharing the file's inode): both are outside the scope.
+			// sharing the file's inode); and our own calls: all are
+			// outside the scope.
 			t.Counters.Filtered.Add(1)
 			return nil, 0, false, Filtered
 		}

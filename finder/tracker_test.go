@@ -488,6 +488,16 @@ func TestOutsideOurPIDNamespace(t *testing.T) {
 	h.wantHit(0, Filtered)
 }
 
+func TestOwnCallsFiltered(t *testing.T) {
+	h := newHarness(t, Scope{Self: 77}, nil)
+	h.src.spawn(77, 1, "uprobectl", libcMap)
+	h.mmap(77, libc, libcMap.Start, libcPath)
+	h.wantHit(77, Filtered)
+	if h.tr.Len() != 0 || h.tr.Counters.Late.Load() != 0 {
+		t.Fatalf("recorded itself: tracked %d, late %d", h.tr.Len(), h.tr.Counters.Late.Load())
+	}
+}
+
 func TestTasksBoundedWhenExitsAreLost(t *testing.T) {
 	h := newHarness(t, Scope{}, nil)
 	for pid := 1000; pid < 3000; pid++ {

@@ -54,10 +54,7 @@ func requireTools(t *testing.T) {
 	t.Helper()
 	targets.RequireKernel(t)
 	if _, err := exec.LookPath("jq"); err != nil {
-		if os.Getenv("UPROBECTL_REQUIRE_KERNEL") == "1" {
-			t.Fatal("jq is missing (scripts/setup installs it)")
-		}
-		t.Skip("needs jq (scripts/setup installs it)")
+		targets.Missing(t, "jq")
 	}
 }
 

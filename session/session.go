@@ -281,7 +281,7 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	}
 	s.finder = finder.NewTracker(finder.TrackerConfig{
 		Source: finder.NewProcSource(s.procRoot()),
-		Scope:  finder.Scope{Chosen: cfg.perProcess(), Follow: cfg.Follow || cfg.Launch > 0, Comm: cfg.Comm, ExactFile: cfg.Root != ""},
+		Scope:  finder.Scope{Chosen: cfg.perProcess(), Follow: cfg.Follow || cfg.Launch > 0, Comm: cfg.Comm, ExactFile: cfg.Root != "", Self: os.Getpid()},
 		Files:  files,
 		Paths:  pathsOf(targets),
 		Report: s.onProcess,

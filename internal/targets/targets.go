@@ -41,6 +41,17 @@ func RequireKernel(t testing.TB) {
 	t.Skip(reason)
 }
 
+// Missing skips a kernel test for want of a tool, or fails it when kernel
+// tests are required (UPROBECTL_REQUIRE_KERNEL=1): scripts/setup installs
+// what the tests need, so in CI a missing tool is a failure.
+func Missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("UPROBECTL_REQUIRE_KERNEL") == "1" {
+		t.Fatalf("%s is missing (UPROBECTL_REQUIRE_KERNEL=1; scripts/setup installs it)", what)
+	}
+	t.Skipf("%s is missing", what)
+}
+
 func hasUprobeEvents() bool {
 	for _, p := range []string{"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events"} {
 		if _, err := os.Stat(p); err == nil {
