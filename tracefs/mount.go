@@ -121,7 +121,10 @@ func parseMountInfo(r io.Reader) ([]mountEntry, error) {
 		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		f := strings.Fields(line)
+		// The kernel separates fields with one space and escapes only
+		// space, tab, newline and backslash in paths: any other blank
+		// (\r, U+3000, ...) is part of a path.
+		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
 		sep := -1
 		for i := 6; i < len(f); i++ {
 			if f[i] == "-" {
