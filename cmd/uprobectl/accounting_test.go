@@ -153,3 +153,18 @@ func atoi64(t *testing.T, s string) int64 {
 	}
 	return n
 }
+
+// --duration is the tracing window: it starts at ready. Arming a glob of
+// every libc function takes a while; the window must not shrink by it.
+func TestDurationCountsFromReady(t *testing.T) {
+	kernelTest(t)
+	a := startAttach(t, "--duration", "400ms", "libc.so.6:[a-m]*")
+	a.waitReady(t)
+	readyAt := time.Now()
+	if code := a.wait(t); code != 0 {
+		t.Fatalf("exit %d: %s", code, a.stderr.String())
+	}
+	if window := time.Since(readyAt); window < 350*time.Millisecond {
+		t.Errorf("ended %s after ready: --duration 400ms must count from ready", window)
+	}
+}
