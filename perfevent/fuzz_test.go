@@ -24,9 +24,9 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Add(uint32(recordComm), uint16(miscCommExec), append([]byte("\x01\x00\x00\x00\x01\x00\x00\x00bash\x00\x00\x00\x00"), make([]byte, sampleIDSize)...))
 	f.Add(uint32(recordMmap2), uint16(0), append(make([]byte, 64), append([]byte("/usr/lib/libc.so.6\x00\x00"), make([]byte, sampleIDSize)...)...))
 	f.Fuzz(func(t *testing.T, typ uint32, misc uint16, data []byte) {
-		r := &Rings{}
+		var arena []byte
 		raw := perf.RawRecord{Header: perf.RecordHeader{Type: perf.RecordType(typ), Misc: misc, Size: uint16(8 + len(data))}, Data: data}
-		rec, ok := r.decodeRecord(3, &raw)
+		rec, ok := decodeRecord(3, &raw, &arena)
 		if !ok {
 			return
 		}

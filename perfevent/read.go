@@ -172,53 +172,76 @@ func (r *Rings) flushCPU(i, cpu int) error {
 	return unix.Prctl(unix.PR_SET_NAME, uintptr(unsafe.Pointer(&name[0])), 0, 0, 0)
 }
 
-// deliver hands out, in time order, the pending records older than before.
+// deliver hands out, in time order, the read records older than before.
+// Each ring is in time order by itself, so this is a k-way merge of the
+// ring queues (a handful: two per CPU), not a sort.
 func (r *Rings) deliver(handle func(*Record), before uint64) {
-	slices.SortStableFunc(r.pending, func(a, b Record) int {
-		switch {
-		case a.Time < b.Time:
-			return -1
-		case a.Time > b.Time:
-			return 1
-		}
-		return 0
-	})
-	n := 0
-	for n < len(r.pending) && r.pending[n].Time < before {
-		handle(&r.pending[n])
-		n++
-	}
-	r.pending = slices.Delete(r.pending, 0, n)
-}
-
-// readAll moves every record currently in the rings to r.pending.
-func (r *Rings) readAll() {
-	// A fresh arena per round: held-back records keep the old one alive.
-	r.arena = nil
-	var raw perf.RawRecord
-	for i, cpu := range r.cpus {
-		for _, a := range []*perf.Event{r.sideband[i], r.hits[i]} {
-			sideband := a == r.sideband[i]
-			for a.HasRecord() {
-				if err := a.ReadRawRecord(context.Background(), &raw); err != nil {
-					break
+	for {
+		best := -1
+		var bestTime uint64
+		for i := range r.queues {
+			q := &r.queues[i]
+			if q.head < len(q.recs) {
+				if t := q.recs[q.head].Time; t < before && (best < 0 || t < bestTime) {
+					best, bestTime = i, t
 				}
-				rec, ok := r.decodeRecord(cpu, &raw)
-				// A hit ring holds samples and lost counts; anything else
-				// in it is FlushLost's comm record.
-				if !ok || (!sideband && rec.Kind != KindSample && rec.Kind != KindLost) {
-					continue
-				}
-				rec.Sideband = sideband
-				r.pending = append(r.pending, rec)
 			}
 		}
+		if best < 0 {
+			break
+		}
+		q := &r.queues[best]
+		handle(&q.recs[q.head])
+		q.recs[q.head] = Record{} // drop references into arenas and strings
+		q.head++
+	}
+	for i := range r.queues {
+		q := &r.queues[i]
+		if q.head == len(q.recs) {
+			q.recs, q.head = q.recs[:0], 0
+		} else if q.head > len(q.recs)/2 {
+			n := copy(q.recs, q.recs[q.head:])
+			q.recs, q.head = q.recs[:n], 0
+		}
+	}
+}
+
+// readAll appends every record currently in the rings to their queues.
+func (r *Rings) readAll() {
+	if r.queues == nil {
+		r.queues = make([]queue, len(r.hits)+len(r.sideband))
+	}
+	r.round++
+	arena := &r.arenas[r.round%len(r.arenas)]
+	*arena = (*arena)[:0]
+	var raw perf.RawRecord
+	for i, cpu := range r.cpus {
+		r.readRing(r.hits[i], &r.queues[i], cpu, false, arena, &raw)
+		r.readRing(r.sideband[i], &r.queues[len(r.hits)+i], cpu, true, arena, &raw)
+	}
+}
+
+func (r *Rings) readRing(a *perf.Event, q *queue, cpu int, sideband bool, arena *[]byte, raw *perf.RawRecord) {
+	for a.HasRecord() {
+		if err := a.ReadRawRecord(context.Background(), raw); err != nil {
+			break
+		}
+		rec, ok := decodeRecord(cpu, raw, arena)
+		// A hit ring holds samples and lost counts; anything else in it
+		// is FlushLost's comm record.
+		if !ok || (!sideband && rec.Kind != KindSample && rec.Kind != KindLost) {
+			continue
+		}
+		rec.Sideband = sideband
+		q.recs = append(q.recs, rec)
 	}
 }
 
 var le = binary.LittleEndian
 
-func (r *Rings) decodeRecord(cpu int, raw *perf.RawRecord) (Record, bool) {
+// decodeRecord decodes one raw record; a sample's payload is copied to the
+// end of arena (raw.Data is go-perf's buffer, reused for the next record).
+func decodeRecord(cpu int, raw *perf.RawRecord, arena *[]byte) (Record, bool) {
 	d := raw.Data
 	rec := Record{CPU: cpu}
 	switch raw.Header.Type {
@@ -233,9 +256,9 @@ func (r *Rings) decodeRecord(cpu int, raw *perf.RawRecord) (Record, bool) {
 		if 28+size > len(d) {
 			return rec, false
 		}
-		start := len(r.arena)
-		r.arena = append(r.arena, d[28:28+size]...)
-		rec.Raw = r.arena[start:len(r.arena):len(r.arena)]
+		start := len(*arena)
+		*arena = append(*arena, d[28:28+size]...)
+		rec.Raw = (*arena)[start:len(*arena):len(*arena)]
 		return rec, true
 	case recordLost:
 		if len(d) < 16 {

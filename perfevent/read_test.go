@@ -163,8 +163,8 @@ func TestDecodeRecord(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Rings{}
-			got, ok := r.decodeRecord(ringCPU, tt.raw)
+			var arena []byte
+			got, ok := decodeRecord(ringCPU, tt.raw, &arena)
 			if ok != tt.wantOK {
 				t.Fatalf("decodeRecord ok = %v, want %v (%+v)", ok, tt.wantOK, got)
 			}
@@ -186,14 +186,14 @@ func TestDecodeRecord(t *testing.T) {
 // sample's Raw must be a copy, and two samples of a round must not share
 // bytes (appending to one cannot reach the next).
 func TestDecodeRecordCopiesRaw(t *testing.T) {
-	r := &Rings{}
+	var arena []byte
 	buf := sample(1, 1, 1, 0, []byte("first payload!!!"))
-	first, ok := r.decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, buf))
+	first, ok := decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, buf), &arena)
 	if !ok {
 		t.Fatal("first sample not decoded")
 	}
 	copy(buf[28:], "XXXXXXXXXXXXXXXX")
-	second, ok := r.decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(2, 2, 2, 0, []byte("second"))))
+	second, ok := decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(2, 2, 2, 0, []byte("second"))), &arena)
 	if !ok {
 		t.Fatal("second sample not decoded")
 	}
@@ -203,73 +203,76 @@ func TestDecodeRecordCopiesRaw(t *testing.T) {
 	}
 }
 
-func TestDeliver(t *testing.T) {
-	// name records by the order they were read, to check stability.
-	recs := func(times ...uint64) []Record {
-		out := make([]Record, len(times))
-		for i, tm := range times {
-			out[i] = Record{Kind: KindSample, Time: tm, PID: uint32(i)}
+// queuesOf builds ring queues; a record's PID is its ring, TID its index.
+func queuesOf(rings ...[]uint64) []queue {
+	qs := make([]queue, len(rings))
+	for i, times := range rings {
+		for j, tm := range times {
+			qs[i].recs = append(qs[i].recs, Record{Kind: KindSample, Time: tm, PID: uint32(i), TID: uint32(j)})
 		}
-		return out
 	}
+	return qs
+}
+
+func TestDeliver(t *testing.T) {
 	type key struct {
-		Time uint64
-		PID  uint32
+		Time     uint64
+		Ring, At uint32
 	}
 	tests := []struct {
 		name        string
-		pending     []Record
+		rings       [][]uint64 // each ring in time order, as the kernel writes it
 		before      uint64
 		want        []key
 		wantPending []key
 	}{
 		{name: "nothing pending", before: 100},
 		{
-			name:        "sorted by time, only those before",
-			pending:     recs(30, 10, 20, 40),
+			name:        "merged by time, only those before",
+			rings:       [][]uint64{{10, 30}, {20, 40}},
 			before:      25,
-			want:        []key{{10, 1}, {20, 2}},
-			wantPending: []key{{30, 0}, {40, 3}},
+			want:        []key{{10, 0, 0}, {20, 1, 0}},
+			wantPending: []key{{30, 0, 1}, {40, 1, 1}},
 		},
 		{
-			name:        "equal times keep the order they were read in",
-			pending:     recs(20, 10, 20, 10),
-			before:      21,
-			want:        []key{{10, 1}, {10, 3}, {20, 0}, {20, 2}},
-			wantPending: []key{},
+			name:   "equal times: the lower ring first, each ring in its order",
+			rings:  [][]uint64{{10, 20}, {10, 20}},
+			before: 21,
+			want:   []key{{10, 0, 0}, {10, 1, 0}, {20, 0, 1}, {20, 1, 1}},
 		},
 		{
 			name:        "a record at exactly before is held back",
-			pending:     recs(25, 24),
+			rings:       [][]uint64{{25}, {24}},
 			before:      25,
-			want:        []key{{24, 1}},
-			wantPending: []key{{25, 0}},
+			want:        []key{{24, 1, 0}},
+			wantPending: []key{{25, 0, 0}},
 		},
 		{
 			name:        "before 0 delivers nothing (the first round)",
-			pending:     recs(1, 0),
+			rings:       [][]uint64{{1}, {0}},
 			before:      0,
-			wantPending: []key{{0, 1}, {1, 0}},
+			wantPending: []key{{1, 0, 0}, {0, 1, 0}},
 		},
 		{
-			name:        "drain delivers everything",
-			pending:     recs(3, 1, 1<<63, 2),
-			before:      ^uint64(0),
-			want:        []key{{1, 1}, {2, 3}, {3, 0}, {1 << 63, 2}},
-			wantPending: []key{},
+			name:   "drain delivers everything",
+			rings:  [][]uint64{{1, 3}, {2, 1 << 63}, {}, {0}},
+			before: ^uint64(0),
+			want:   []key{{0, 3, 0}, {1, 0, 0}, {2, 1, 0}, {3, 0, 1}, {1 << 63, 1, 1}},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r := &Rings{pending: tt.pending}
+			r := &Rings{queues: queuesOf(tt.rings...)}
 			var got []key
-			r.deliver(func(rec *Record) { got = append(got, key{rec.Time, rec.PID}) }, tt.before)
+			r.deliver(func(rec *Record) { got = append(got, key{rec.Time, rec.PID, rec.TID}) }, tt.before)
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("delivered %v, want %v", got, tt.want)
 			}
 			var pending []key
-			for _, rec := range r.pending {
-				pending = append(pending, key{rec.Time, rec.PID})
+			for _, q := range r.queues {
+				for _, rec := range q.recs[q.head:] {
+					pending = append(pending, key{rec.Time, rec.PID, rec.TID})
+				}
 			}
 			if !slices.Equal(pending, tt.wantPending) {
 				t.Errorf("pending %v, want %v", pending, tt.wantPending)
@@ -281,29 +284,48 @@ func TestDeliver(t *testing.T) {
 // TestDeliverRounds: records held back in one round come out, in order,
 // with those of the next.
 func TestDeliverRounds(t *testing.T) {
-	r := &Rings{}
+	r := &Rings{queues: make([]queue, 2)}
 	var got []uint64
 	handle := func(rec *Record) { got = append(got, rec.Time) }
 	rounds := []struct {
-		read   []uint64 // times of the records read this round, per ring in turn
+		read   [2][]uint64 // times of the records read this round, per ring
 		before uint64
 		want   []uint64 // everything delivered so far
 	}{
-		{read: []uint64{5, 9, 2, 7}, before: 0, want: nil},
-		{read: []uint64{12, 8, 15}, before: 8, want: []uint64{2, 5, 7}},
-		{read: []uint64{11}, before: 13, want: []uint64{2, 5, 7, 8, 9, 11, 12}},
-		{read: nil, before: ^uint64(0), want: []uint64{2, 5, 7, 8, 9, 11, 12, 15}},
+		{read: [2][]uint64{{5, 9}, {2, 7}}, before: 0, want: nil},
+		{read: [2][]uint64{{12}, {8, 15}}, before: 8, want: []uint64{2, 5, 7}},
+		{read: [2][]uint64{{}, {}}, before: 13, want: []uint64{2, 5, 7, 8, 9, 12}},
+		{read: [2][]uint64{{16}, {}}, before: ^uint64(0), want: []uint64{2, 5, 7, 8, 9, 12, 15, 16}},
 	}
 	for i, round := range rounds {
-		for _, tm := range round.read {
-			r.pending = append(r.pending, Record{Kind: KindSample, Time: tm})
+		for ring, times := range round.read {
+			for _, tm := range times {
+				r.queues[ring].recs = append(r.queues[ring].recs, Record{Kind: KindSample, Time: tm})
+			}
 		}
 		r.deliver(handle, round.before)
 		if !slices.Equal(got, round.want) {
 			t.Fatalf("round %d: delivered %v, want %v", i, got, round.want)
 		}
 	}
-	if len(r.pending) != 0 {
-		t.Errorf("pending after the drain: %v", r.pending)
+	for _, q := range r.queues {
+		if q.head != len(q.recs) {
+			t.Errorf("pending after the drain: %v", q.recs[q.head:])
+		}
+	}
+}
+
+// BenchmarkDeliver: the merge of 4 rings (2 CPUs) of 10,000 records each.
+func BenchmarkDeliver(b *testing.B) {
+	r := &Rings{queues: make([]queue, 4)}
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		for q := range r.queues {
+			for j := 0; j < 10000; j++ {
+				r.queues[q].recs = append(r.queues[q].recs, Record{Kind: KindSample, Time: uint64(j*4 + q)})
+			}
+		}
+		n := 0
+		r.deliver(func(*Record) { n++ }, ^uint64(0))
 	}
 }

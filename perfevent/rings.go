@@ -40,8 +40,21 @@ type Rings struct {
 	cpus     []int
 	hits     []*perf.Event // hits[i] owns the hit ring of cpus[i]
 	sideband []*perf.Event // sideband[i] owns the side-band ring of cpus[i]
-	pending  []Record      // read but held back by the time-ordered merge
-	arena    []byte        // backing store for Record.Raw of the current batch
+	// queues[i] holds the records read from ring i and not yet delivered,
+	// in ring order: hit rings first (one per CPU), then side-band rings.
+	queues []queue
+	// arenas back Record.Raw. A record read in round N is delivered by
+	// round N+2 at the latest (it is older than round N+1's start), so
+	// three arenas in rotation are never reused while a record points
+	// into them, and the steady state allocates nothing.
+	arenas [3][]byte
+	round  int
+}
+
+// queue is one ring's undelivered records; head is the next one.
+type queue struct {
+	recs []Record
+	head int
 }
 
 // SidebandPagesPerCPU is the size of each side-band ring: fork, exit, comm
