@@ -3,6 +3,7 @@ package output
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"time"
 
@@ -12,7 +13,9 @@ import (
 )
 
 // Text writes one readable line per hit to stdout and the rest (processes,
-// readiness, summary) to stderr, so stdout holds only hits:
+// readiness, summary) to stderr, so stdout holds only hits. Names from the
+// traced processes are escaped (see escape.go) and string args quoted, so a
+// line never holds a control character and a hit is always one line:
 //
 //	14:03:07.123456 target 4242/4243 [1] fn a=7 s="hello"
 //	14:03:07.123460 target 4242/4243 [1] fn__return retval=42
@@ -28,22 +31,70 @@ func NewText(w, status io.Writer, onError func()) *Text {
 
 func (t *Text) Process(event string, p *finder.Process) {
 	t.Flush() // the hits before an exit come before it, on a terminal too
-	fmt.Fprintf(t.status, "uprobectl: process %s: %d (%s) %s\n", event, p.PID, p.Comm, p.Exe)
+	fmt.Fprintf(t.status, "uprobectl: process %s: %d (%s) %s\n", escapeName(event), p.PID, escapeName(p.Comm), escapeName(p.Exe))
 }
 
+// Ready names each probed file, with the words that named it when they
+// differ (a library name, a relative path, a symlink), then the count:
+//
+//	uprobectl: libc.so.6 -> /usr/lib/x86_64-linux-gnu/libc.so.6 (2 probes)
+//	uprobectl: 3 probe(s) armed in 1 process(es); Ctrl-C to stop
 func (t *Text) Ready(probes []*session.Probe, processes int) {
+	type file struct {
+		binary string
+		words  []string
+		probes int
+	}
+	var files []*file
+	byBinary := map[string]*file{}
+	for _, p := range probes {
+		bin := p.Binary()
+		f := byBinary[bin]
+		if f == nil {
+			f = &file{binary: bin}
+			byBinary[bin] = f
+			files = append(files, f)
+		}
+		f.probes++
+		if p.Target.Spec != nil {
+			if w := p.Target.Spec.Path; w != "" && w != bin && !slices.Contains(f.words, w) {
+				f.words = append(f.words, w)
+			}
+		}
+	}
+	for _, f := range files {
+		b := append([]byte(nil), "uprobectl: "...)
+		for i, w := range f.words {
+			if i > 0 {
+				b = append(b, ", "...)
+			}
+			b = appendName(b, w)
+		}
+		if len(f.words) > 0 {
+			b = append(b, " -> "...)
+		}
+		b = appendName(b, f.binary)
+		b = append(b, " ("...)
+		b = strconv.AppendInt(b, int64(f.probes), 10)
+		if f.probes == 1 {
+			b = append(b, " probe)\n"...)
+		} else {
+			b = append(b, " probes)\n"...)
+		}
+		t.status.Write(b) //nolint:errcheck // status lines are best effort, as with fmt.Fprintf
+	}
 	fmt.Fprintf(t.status, "uprobectl: %d probe(s) armed in %d process(es); Ctrl-C to stop\n", len(probes), processes)
 }
 
 func (t *Text) Rearmed(path string, probes int) {
-	fmt.Fprintf(t.status, "uprobectl: %s was replaced: %d probe(s) armed on the new file too\n", path, probes)
+	fmt.Fprintf(t.status, "uprobectl: %s was replaced: %d probe(s) armed on the new file too\n", escapeName(path), probes)
 }
 
 func (t *Text) Hit(h *session.Hit) {
 	b := t.buf[:0]
 	b = time.Unix(0, t.wallTime(h.TimeNS)).AppendFormat(b, "15:04:05.000000")
 	b = append(b, ' ')
-	b = append(b, h.Process.Comm...)
+	b = appendName(b, h.Process.Comm)
 	b = append(b, ' ')
 	b = strconv.AppendInt(b, int64(h.Process.PID), 10)
 	b = append(b, '/')
@@ -51,10 +102,10 @@ func (t *Text) Hit(h *session.Hit) {
 	b = append(b, " ["...)
 	b = strconv.AppendInt(b, int64(h.CPU), 10)
 	b = append(b, "] "...)
-	b = append(b, h.Probe.Name()...)
+	b = appendName(b, h.Probe.Name())
 	for _, v := range h.Payload.Args {
 		b = append(b, ' ')
-		b = append(b, v.Name...)
+		b = appendName(b, v.Name)
 		b = append(b, '=')
 		b = appendText(b, v)
 	}

@@ -17,8 +17,12 @@ const maxEventNameLen = 63
 // symbol offset (malloc_0x10) and a raw file offset gives off_0x1139; a
 // return probe ends in "__return". Duplicates get "_2", "_3", ... in the
 // order of targets. Events already set are overwritten.
+//
+// It runs in linear time: the next free number of each name is kept, so
+// 10,000 identical probe words do not try 1, 2, ... for each.
 func AssignEventNames(targets []Target) {
 	used := make(map[string]bool, len(targets))
+	next := map[string]int{} // first name -> the number to try next
 	for i := range targets {
 		t := &targets[i]
 		base := eventBase(t)
@@ -26,9 +30,15 @@ func AssignEventNames(targets []Target) {
 		if t.Return {
 			suffix = "__return"
 		}
-		name := fitName(base, suffix)
-		for n := 2; used[name]; n++ {
-			name = fitName(base, fmt.Sprintf("_%d%s", n, suffix))
+		first := fitName(base, suffix)
+		name := first
+		if used[name] {
+			n := max(next[first], 2)
+			for name = fitName(base, fmt.Sprintf("_%d%s", n, suffix)); used[name]; {
+				n++
+				name = fitName(base, fmt.Sprintf("_%d%s", n, suffix))
+			}
+			next[first] = n + 1
 		}
 		used[name] = true
 		t.Event = name

@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"fmt"
 	"regexp"
 	"slices"
 	"strings"
@@ -65,5 +66,21 @@ func TestAssignEventNamesLibc(t *testing.T) {
 			t.Fatalf("event name %q for %s: duplicate or invalid", tg.Event, tg.Symbol)
 		}
 		seen[tg.Event] = true
+	}
+}
+
+// BenchmarkAssignEventNamesDuplicates: 10,000 identical words must cost
+// about 10× 1,000 (linear), not 100× (quadratic).
+func BenchmarkAssignEventNamesDuplicates(b *testing.B) {
+	for _, n := range []int{1000, 10000} {
+		b.Run(fmt.Sprint(n), func(b *testing.B) {
+			targets := make([]Target, n)
+			for i := 0; i < b.N; i++ {
+				for j := range targets {
+					targets[j] = Target{Symbol: "malloc"}
+				}
+				AssignEventNames(targets)
+			}
+		})
 	}
 }
