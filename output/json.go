@@ -204,20 +204,35 @@ func appendValue(b []byte, v perfevent.Value) []byte {
 
 const hexDigits = "0123456789abcdef"
 
+// jsonSafe marks the ASCII bytes a JSON string holds as they are.
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != 0x7f
+	}
+	return t
+}()
+
 // appendString appends s as a JSON string. Bytes that are not valid UTF-8
-// (a target's memory can hold anything) become U+FFFD.
+// (a target's memory can hold anything) become U+FFFD. Runs of bytes that
+// need no escape are copied at once: names and most strings are one run.
 func appendString(b []byte, s string) []byte {
 	b = append(b, '"')
 	for i := 0; i < len(s); {
+		run := i
+		for run < len(s) && s[run] < utf8.RuneSelf && jsonSafe[s[run]] {
+			run++
+		}
+		b = append(b, s[i:run]...)
+		if i = run; i == len(s) {
+			break
+		}
 		c := s[i]
 		if c < utf8.RuneSelf {
 			switch {
 			case c == '"' || c == '\\':
 				b = append(b, '\\', c)
-			case c < 0x20 || c == 0x7f:
+			default: // controls and DEL
 				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
 			}
 			i++
 			continue

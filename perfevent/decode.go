@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"unsafe"
 
 	"github.com/uprobectl/uprobectl/tracefs"
 )
@@ -149,13 +150,36 @@ func EventType(raw []byte) uint64 {
 	return uint64(le.Uint16(raw))
 }
 
-// Decode decodes one payload. Strings are copied; raw is not retained. A
-// payload shorter than the format's fixed fields gives ErrShortPayload.
+// Decode decodes one payload into a new Payload whose strings are copies:
+// raw is not retained. A payload shorter than the format's fixed fields
+// gives ErrShortPayload.
 func (d *Decoder) Decode(raw []byte) (Payload, error) {
 	var p Payload
-	if len(raw) < d.size {
-		return p, fmt.Errorf("%w: trace event %d needs %d bytes, have %d", ErrShortPayload, d.ID, d.size, len(raw))
+	if err := d.DecodeInto(raw, &p); err != nil {
+		return Payload{}, err
 	}
+	for i := range p.Args {
+		cloneStrings(&p.Args[i])
+	}
+	return p, nil
+}
+
+func cloneStrings(v *Value) {
+	v.Str = strings.Clone(v.Str)
+	for i := range v.Elems {
+		cloneStrings(&v.Elems[i])
+	}
+}
+
+// DecodeInto decodes one payload into p, reusing p's memory: the hit path
+// decodes every hit into one Payload and allocates nothing. Strings point
+// into raw: they are valid only as long as raw is (for a ring record, the
+// handler call).
+func (d *Decoder) DecodeInto(raw []byte, p *Payload) error {
+	if len(raw) < d.size {
+		return fmt.Errorf("%w: trace event %d needs %d bytes, have %d", ErrShortPayload, d.ID, d.size, len(raw))
+	}
+	p.IP, p.Func, p.RetIP = 0, 0, 0
 	if d.ip >= 0 && d.ip+8 <= len(raw) {
 		if d.Return {
 			p.Func = le.Uint64(raw[d.ip:])
@@ -166,21 +190,28 @@ func (d *Decoder) Decode(raw []byte) (Payload, error) {
 	if d.retIP >= 0 && d.retIP+8 <= len(raw) {
 		p.RetIP = le.Uint64(raw[d.retIP:])
 	}
-	p.Args = make([]Value, 0, len(d.fields))
-	for _, f := range d.fields {
+	if p.Args == nil || cap(p.Args) < len(d.fields) {
+		p.Args = make([]Value, len(d.fields))
+	}
+	p.Args = p.Args[:len(d.fields)]
+	for i, f := range d.fields {
 		if f.count > 0 {
-			v := Value{Name: f.name, Kind: Array, Elems: make([]Value, f.count)}
-			for i := range v.Elems {
-				v.Elems[i] = element(raw, f.offset+i*f.size, f)
+			elems := p.Args[i].Elems
+			if cap(elems) < f.count {
+				elems = make([]Value, f.count)
 			}
-			p.Args = append(p.Args, v)
+			elems = elems[:f.count]
+			for j := range elems {
+				elems[j] = element(raw, f.offset+j*f.size, f)
+			}
+			p.Args[i] = Value{Name: f.name, Kind: Array, Elems: elems}
 			continue
 		}
 		v := element(raw, f.offset, f)
 		v.Name = f.name
-		p.Args = append(p.Args, v)
+		p.Args[i] = v
 	}
-	return p, nil
+	return nil
 }
 
 // element decodes the value (or one element of the array) at offset.
@@ -223,5 +254,8 @@ func dataLocString(raw []byte, offset int) string {
 	if s[len(s)-1] == 0 {
 		s = s[:len(s)-1]
 	}
-	return string(s)
+	if len(s) == 0 {
+		return ""
+	}
+	return unsafe.String(&s[0], len(s)) // points into raw: see DecodeInto
 }

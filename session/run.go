@@ -18,6 +18,10 @@ type stream struct {
 	stop      context.CancelFunc
 	lastStats time.Time
 	counts    counters
+	// payload and delivered are reused for every hit: the hit path
+	// allocates nothing (the sink must not keep them past its call).
+	payload   perfevent.Payload
+	delivered Hit
 
 	mu       sync.Mutex
 	deferred []func() // to run on the reader goroutine (from rearm)
@@ -98,8 +102,8 @@ func (s *Session) hit(rec *perfevent.Record) {
 		c.undecoded.Add(1)
 		return
 	}
-	payload, err := te.decoder.Decode(rec.Raw)
-	if err != nil {
+	payload := &s.stream.payload
+	if err := te.decoder.DecodeInto(rec.Raw, payload); err != nil {
 		c.undecoded.Add(1)
 		return
 	}
@@ -118,7 +122,8 @@ func (s *Session) hit(rec *perfevent.Record) {
 			return
 		}
 	}
-	h := Hit{Probe: pr, Process: proc, TID: int(rec.TID), CPU: rec.CPU, TimeNS: rec.Time, Payload: payload}
+	h := &s.stream.delivered
+	*h = Hit{Probe: pr, Process: proc, TID: int(rec.TID), CPU: rec.CPU, TimeNS: rec.Time, Payload: *payload}
 	if te.retval != "" {
 		for i := range payload.Args {
 			if payload.Args[i].Name == te.retval {
@@ -126,7 +131,7 @@ func (s *Session) hit(rec *perfevent.Record) {
 			}
 		}
 	}
-	s.sink.Hit(&h)
+	s.sink.Hit(h)
 	if n := c.hits.Add(1); s.stream.maxHits > 0 && n >= s.stream.maxHits && s.stream.stop != nil {
 		s.stream.stop()
 	}

@@ -134,6 +134,8 @@ type Sink interface {
 	Rearmed(path string, probes int)
 	// Stats reports the counters every Config.StatsInterval.
 	Stats(st Stats)
+	// Hit delivers one hit. h, its payload and its strings are valid only
+	// during the call: the hit path reuses them (copy what you keep).
 	Hit(h *Hit)
 	Flush()
 }
