@@ -21,31 +21,61 @@ import (
 	"github.com/uprobectl/uprobectl/session"
 )
 
+// DefaultMaxComms is how many distinct command names get a series of their
+// own in uprobectl_hits_total unless [MaxComms] says otherwise.
+const DefaultMaxComms = 500
+
+// OtherComm is the comm label of the hits of every command name beyond the
+// first N (see [MaxComms]).
+const OtherComm = "other"
+
+// Option configures a Sink.
+type Option func(*Sink)
+
+// MaxComms bounds the series of uprobectl_hits_total: the first n distinct
+// command names seen get comm="NAME", the hits of every further name are
+// counted under comm="other". So each (probe, binary) has at most n+1
+// series however many processes with distinct names come and go, and the
+// totals stay exact. n = 0 counts every hit under "other".
+func MaxComms(n int) Option {
+	return func(s *Sink) { s.maxComms = n }
+}
+
 // Sink counts hits per probe and command name and passes everything on to
 // the output writer. It is a session.Sink: Hit runs on the reader goroutine.
 type Sink struct {
 	output.Writer
-	hits    *prometheus.CounterVec
-	byKey   map[hitKey]prometheus.Counter // cache: no label hashing per hit
-	ready   atomic.Bool
-	stats   atomic.Pointer[func() session.Stats]
-	probes  atomic.Int64
-	server  *http.Server
-	listen  net.Listener
-	started chan struct{}
+	hits     *prometheus.CounterVec
+	byKey    map[hitKey]prometheus.Counter // cache: no label hashing per hit; keyed by the comm label, so bounded too
+	comms    map[string]bool               // the command names that have a label value of their own
+	maxComms int
+	ready    atomic.Bool
+	stats    atomic.Pointer[func() session.Stats]
+	probes   atomic.Int64
+	server   *http.Server
+	listen   net.Listener
+	started  chan struct{}
 }
 
 type hitKey struct{ probe, binary, comm string }
 
 // New wraps w and serves metrics on addr (":9464"; port 0 picks one).
-func New(w output.Writer, addr string) (*Sink, error) {
+func New(w output.Writer, addr string, opts ...Option) (*Sink, error) {
 	s := &Sink{
 		Writer: w,
 		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "uprobectl_hits_total",
 			Help: "Hits delivered, by probe, probed file and command name of the process.",
 		}, []string{"probe", "binary", "comm"}),
-		byKey: map[hitKey]prometheus.Counter{},
+		byKey:    map[hitKey]prometheus.Counter{},
+		comms:    map[string]bool{},
+		maxComms: DefaultMaxComms,
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.maxComms < 0 {
+		return nil, errors.New("the number of distinct comm label values must be 0 or more")
 	}
 	reg := prometheus.NewRegistry()
 	stat := func(pick func(session.Stats) float64) func() float64 {
@@ -127,7 +157,7 @@ func (s *Sink) Rearmed(path string, probes int) {
 }
 
 func (s *Sink) Hit(h *session.Hit) {
-	k := hitKey{h.Probe.Name(), h.Probe.Binary(), h.Process.Comm}
+	k := hitKey{h.Probe.Name(), h.Probe.Binary(), s.commLabel(h.Process.Comm)}
 	c := s.byKey[k]
 	if c == nil {
 		c = s.hits.WithLabelValues(k.probe, k.binary, k.comm)
@@ -135,6 +165,19 @@ func (s *Sink) Hit(h *session.Hit) {
 	}
 	c.Inc()
 	s.Writer.Hit(h)
+}
+
+// commLabel is the comm label value of a hit by a process named comm: the
+// name itself if it is one of the first maxComms names seen, else "other".
+func (s *Sink) commLabel(comm string) string {
+	if s.comms[comm] {
+		return comm
+	}
+	if len(s.comms) < s.maxComms {
+		s.comms[comm] = true
+		return comm
+	}
+	return OtherComm
 }
 
 func (s *Sink) Process(event string, p *finder.Process) { s.Writer.Process(event, p) }

@@ -6,7 +6,6 @@ import (
 	"debug/elf"
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"slices"
@@ -57,11 +56,14 @@ func Symbols(path string) ([]Symbol, error) {
 	return img.symbols()
 }
 
-// elfImage is an open x86-64 ELF executable or shared library.
+// elfImage is an open x86-64 ELF executable or shared library. It reads
+// its file only with ReadAt, so that several images may share one open
+// file (see Opened).
 type elfImage struct {
-	path string
-	file *os.File
-	elf  *elf.File
+	path  string
+	file  *os.File
+	elf   *elf.File
+	owned bool // Close closes file
 }
 
 // openELF opens path and checks that it is an x86-64 ELF executable or
@@ -76,9 +78,12 @@ func openELF(path string) (*elfImage, error) {
 		f.Close()
 		return nil, err
 	}
+	img.owned = true
 	return img, nil
 }
 
+// newELFImage reads the ELF file f, named path in messages. Its Close
+// leaves f open.
 func newELFImage(path string, f *os.File) (*elfImage, error) {
 	if st, err := f.Stat(); err != nil {
 		return nil, fileError(path, err)
@@ -86,7 +91,7 @@ func newELFImage(path string, f *os.File) (*elfImage, error) {
 		return nil, newError(ErrNotELF, "%s is not a regular file", path)
 	}
 	var magic [4]byte
-	if _, err := io.ReadFull(f, magic[:]); err != nil || !bytes.Equal(magic[:], []byte(elf.ELFMAG)) {
+	if _, err := f.ReadAt(magic[:], 0); err != nil || !bytes.Equal(magic[:], []byte(elf.ELFMAG)) {
 		return nil, newError(ErrNotELF, "%s is not an ELF file", path)
 	}
 	ef, err := elf.NewFile(f)
@@ -102,7 +107,12 @@ func newELFImage(path string, f *os.File) (*elfImage, error) {
 	return &elfImage{path: path, file: f, elf: ef}, nil
 }
 
-func (img *elfImage) Close() error { return img.file.Close() }
+func (img *elfImage) Close() error {
+	if !img.owned {
+		return nil
+	}
+	return img.file.Close()
+}
 
 // fileError turns an open/stat error into a one-line message that still
 // matches fs.ErrNotExist and friends.

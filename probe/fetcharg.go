@@ -50,11 +50,29 @@ func (a Arg) Fetch() string {
 }
 
 // Kernel limits (kernel/trace/trace_probe.h), and ours where stricter.
+// Every argument is written as NAME=BODY, a derived name included, so every
+// limit on names applies to every argument.
 const (
 	maxArgs       = 128 // MAX_TRACE_ARGS
-	maxArgNameLen = 32  // MAX_ARG_NAME_LEN: the kernel refuses a longer name
+	maxArgNameLen = 32  // MAX_ARG_NAME_LEN: the length of NAME before '=' (no NUL); 33 is refused
 	maxArgBodyLen = 63  // MAX_ARGSTR_LEN: "EXPR[:TYPE]", after "NAME="
 	maxArrayLen   = 64  // MAX_ARRAY_LEN
+	// MAX_PROBE_EVENT_SIZE: the fixed part of a hit's record, the sum over
+	// the arguments of their type's size times their array length (a
+	// string counts 4 bytes, its text is stored apart), may be at most
+	// 3072 bytes. Measured on 6.18: 3072 is defined, 3073 is refused with
+	// "Event too big (too many fields?)". Kernels without that check
+	// accept the definition, and a record larger than a page then trips
+	// a WARN in prepare_uprobe_buffer on the first hit.
+	maxEventSize = 3072
+	// A line of uprobe_events holds at most 4094 bytes before its '\n'
+	// (trace_parse_run_command, WRITE_BUFSIZE 4096 with '\n' and NUL). The
+	// shortest location uprobectl writes, "p:uprobectl_1_1_1/e /a:0x0",
+	// takes 26 of them: the arguments (each with its leading space) may
+	// take the rest at most. tracefs checks the exact line before writing.
+	maxLineLen     = 4094
+	minLocationLen = len("p:uprobectl_1_1_1/e /a:0x0")
+	maxArgsLineLen = maxLineLen - minLocationLen
 	// The kernel compiles an argument into at most 16 fetch instructions
 	// (FETCH_INSN_MAX); in the worst case (@ADDR under string arrays) ten
 	// nested dereferences always fit. Nobody needs more.
@@ -139,8 +157,57 @@ func parseArgs(toks []string, isReturn bool, word string) ([]Arg, error) {
 		}
 		used[name] = true
 		args[i].Name = name
+		// The name is written as NAME= like any other: the kernel's name
+		// rules apply to it (arg000000000000000000000000000001 is a valid
+		// alias of %di, but a 33-character name).
+		if len(name) > maxArgNameLen {
+			return nil, argError(word, args[i].Given, "its name would be %q (an unnamed argument is named after its expression), %d characters: the kernel takes at most %d (it says \"Argument name is too long\"); name it, e.g. x=%s",
+				name, len(name), maxArgNameLen, args[i].Given)
+		}
+		if err := checkArgName(name); err != nil {
+			return nil, argError(word, args[i].Given, "%v", err)
+		}
+	}
+	size, line := 0, 0
+	for _, a := range args {
+		size += a.recordSize()
+		line += 1 + len(a.Fetch())
+	}
+	if size > maxEventSize {
+		return nil, newError(ErrBadArg, "bad probe %q: its fetch arguments take %d bytes per hit, the kernel takes at most %d (it says \"Event too big (too many fields?)\"): fetch fewer or shorter arrays (a u64 takes 8 bytes, u64[64] 512, a string 4)",
+			word, size, maxEventSize)
+	}
+	if line > maxArgsLineLen {
+		return nil, newError(ErrBadArg, "bad probe %q: its fetch arguments take %d bytes of the kernel's %d-byte uprobe_events line, which must also hold the event and the location: at most %d are left for them; fetch fewer or name them shorter",
+			word, line, maxLineLen, maxArgsLineLen)
 	}
 	return args, nil
+}
+
+// recordSize is the number of bytes the argument takes in the fixed part of
+// a hit's record: its type's size (x64 when none is given; the 4-byte
+// data_loc for a string) times its array length.
+func (a Arg) recordSize() int {
+	base, count := a.Type, 1
+	if open := strings.IndexByte(base, '['); open >= 0 {
+		n, _ := parseUnsigned(base[open+1 : len(base)-1]) // checked by checkType
+		base, count = base[:open], int(n)
+	}
+	size := 8 // x64, the default
+	switch {
+	case base == "string" || base == "ustring":
+		size = 4
+	case strings.HasPrefix(base, "b"): // b<width>@<offset>/<container bits>
+		_, bits, _ := strings.Cut(base, "/")
+		n, _ := strconv.Atoi(bits)
+		size = n / 8
+	case base == "char":
+		size = 1
+	case base != "":
+		n, _ := strconv.Atoi(base[1:]) // u8..u64, s8..s64, x8..x64
+		size = n / 8
+	}
+	return size * count
 }
 
 // parseArg parses one "[NAME=]EXPR[:TYPE]". It returns the argument (Name
@@ -197,7 +264,7 @@ func checkArgName(name string) error {
 	case !isCIdent(name):
 		return fmt.Errorf("argument name %q must be a C identifier ([A-Za-z_][A-Za-z0-9_]*)", name)
 	case len(name) > maxArgNameLen:
-		return fmt.Errorf("argument name %q is %d characters, the kernel takes at most %d", name, len(name), maxArgNameLen)
+		return fmt.Errorf("argument name %q is %d characters, the kernel takes at most %d (it says \"Argument name is too long\")", name, len(name), maxArgNameLen)
 	case strings.HasPrefix(name, "common_") || reservedArgNames[name]:
 		return fmt.Errorf("argument name %q is reserved for the event's own fields; choose another", name)
 	}

@@ -98,6 +98,15 @@ func TestFetchArgs(t *testing.T) {
 		{"128 arguments", "BIN:fn" + many, manyWant},
 		{"63-character body", "BIN:fn " + body63, []string{"arg1=" + body63}},
 		{"tab separated", "BIN:fn\targ1\targ2", []string{"arg1=%di", "arg2=%si"}},
+
+		// Kernel limits at their edge.
+		{"32-character derived name", "BIN:fn arg00000000000000000000000000001", []string{"arg00000000000000000000000000001=%di"}},
+		{"derived name named", "BIN:fn x=arg000000000000000000000000000001", []string{"x=%di"}},
+		{"3072 bytes per hit", "BIN:fn" + strings.Repeat(" +0(%di):u64[64]", 6), positional("+0(%di):u64[64]", 6)},
+		{"3072 bytes of strings", "BIN:fn" + strings.Repeat(" +0(%di):string[64]", 12), positional("+0(%di):string[64]", 12)},
+		{"3072 bytes, mixed sizes", "BIN:fn" + strings.Repeat(" +0(%di):u64[64]", 5) + " +0(%di):u32[64] +0(%di):b4@0/16[64] +0(%si):x8[64] %di:char $comm", // 2560+256+128+64+1+4 = 3013
+			append(positional("+0(%di):u64[64]", 5), "arg6=+0(%di):u32[64]", "arg7=+0(%di):b4@0/16[64]", "arg8=+0(%si):x8[64]", "di=%di:char", "comm=$comm:string")},
+		{"4068 bytes of arguments", "BIN:fn " + strings.Join(lineArgs(maxArgsLineLen), " "), lineArgs(maxArgsLineLen)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := fetches(t, tc.word)
@@ -195,6 +204,26 @@ func TestFetchArgErrors(t *testing.T) {
 		{"129 arguments", "BIN:fn" + args129, "129 fetch arguments, the kernel takes at most 128"},
 		{"body too long", "BIN:fn +0x7fffffff(+0x7fffffff(+0x7fffffff(+0x7fffffff(+0x7fffffff(%di))))):string",
 			"the kernel takes at most 63"},
+		{"body of 64", "BIN:fn +0x7fffffff(+0x7fffffff(+0x7fffffff(+0x7fffffff(%r10)))):u64[64]", "are 64 characters"},
+
+		// Names the parser makes are names the kernel reads (issue 8).
+		{"derived name too long", "BIN:fn arg000000000000000000000000000001",
+			`its name would be "arg000000000000000000000000000001" (an unnamed argument is named after its expression), 33 characters: the kernel takes at most 32 (it says "Argument name is too long"); name it, e.g. x=arg000000000000000000000000000001`},
+		{"deduplicated name too long", "BIN:fn arg0000000000000000000000000001 arg0000000000000000000000000001",
+			`its name would be "arg0000000000000000000000000001_2"`},
+		{"explicit name too long says the kernel's reason", "BIN:fn abcdefghijabcdefghijabcdefghij123=%di", `"Argument name is too long"`},
+
+		// The fixed size of a hit's record (MAX_PROBE_EVENT_SIZE).
+		{"event too big", "BIN:fn" + strings.Repeat(" +0(%di):u64[64]", 7),
+			`its fetch arguments take 3584 bytes per hit, the kernel takes at most 3072 (it says "Event too big (too many fields?)")`},
+		{"event too big by one byte", "BIN:fn" + strings.Repeat(" +0(%di):u64[64]", 6) + " %di:u8", "take 3073 bytes per hit"},
+		{"event too big, default type", "BIN:fn" + strings.Repeat(" +0(%di):u64[64]", 6) + " %di", "take 3080 bytes per hit"},
+		{"event too big, strings", "BIN:fn" + strings.Repeat(" +0(%di):string[64]", 13), "take 3328 bytes per hit"},
+		{"event too big, bitfields", "BIN:fn" + strings.Repeat(" +0(%di):b3@0/64[64]", 7), "take 3584 bytes per hit"},
+
+		// The uprobe_events line (4094 bytes).
+		{"arguments too long for a line", "BIN:fn " + strings.Join(lineArgs(maxArgsLineLen+1), " "),
+			"its fetch arguments take 4069 bytes of the kernel's 4094-byte uprobe_events line"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := ParseSpec(tc.word)
@@ -214,5 +243,43 @@ func TestFetchArgMessage(t *testing.T) {
 	want := `bad fetch argument "sz=$arg1:u64" in probe "libc.so.6:malloc sz=$arg1:u64": $arg1 is not available for uprobes (the kernel refuses it): use arg1..arg6, the x86-64 argument registers %di %si %dx %cx %r8 %r9`
 	if err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
+	}
+}
+
+// positional returns n unnamed arguments expr as the parser names them.
+func positional(expr string, n int) []string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Sprintf("arg%d=%s", i, expr))
+	}
+	return out
+}
+
+// lineArgs returns named arguments that take exactly total bytes of a
+// uprobe_events line, each with its leading space, and 4 bytes per hit each.
+func lineArgs(total int) []string {
+	const body = "+0x7fffffff(+0x7fffffff(+0x7fffffff(+0x7fffffff(%di)))):string" // 62
+	var args []string
+	for i := 0; ; i++ {
+		// The last one: ` nNNN=\"a...":string` takes 16 bytes and its text.
+		if k := total - len(` n000=\"":string`); k <= maxArgBodyLen-len(`\"":string`) {
+			return append(args, fmt.Sprintf(`n%03d=\"%s":string`, i, strings.Repeat("a", k)))
+		}
+		a := fmt.Sprintf("n%03d=%s", i, body)
+		args = append(args, a)
+		total -= 1 + len(a)
+	}
+}
+
+// TestLineArgs checks the helper above.
+func TestLineArgs(t *testing.T) {
+	for _, n := range []int{maxArgsLineLen, maxArgsLineLen + 1} {
+		got := 0
+		for _, a := range lineArgs(n) {
+			got += 1 + len(a)
+		}
+		if got != n {
+			t.Errorf("lineArgs(%d) takes %d bytes", n, got)
+		}
 	}
 }

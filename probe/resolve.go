@@ -12,15 +12,24 @@ import (
 
 // Target is one concrete probe location after resolution (a glob gives
 // many). The orchestrator writes it to uprobe_events as
-// "p:GROUP/Event Path:0xOffset Args[i].Fetch()..." ("r:" when Return).
+// "p:GROUP/Event KernelPath:0xOffset Args[i].Fetch()..." ("r:" when
+// Return).
 type Target struct {
 	Spec   *Spec  // the spec it came from
-	Path   string // absolute path of the ELF file actually probed (symlinks resolved)
+	Path   string // absolute path of the ELF file probed (symlinks resolved): for people, and for watching the path; never given to the kernel
 	Symbol string // the concrete symbol ("" for a raw file offset)
-	Offset uint64 // file offset the kernel gets: PATH:0xOffset
+	Offset uint64 // file offset the kernel gets: KernelPath:0xOffset
 	Return bool   // a return probe (uretprobe)
 	Args   []Arg  // the spec's fetch arguments
 	Event  string // event name for tracefs, set by AssignEventNames
+
+	// KernelPath names to the kernel the very file whose symbols were read:
+	// /proc/self/fd/N, a descriptor held by ResolveOptions.Opened. It is
+	// valid in this process only, until that Opened is closed; "" when
+	// Resolve was given no Opened.
+	KernelPath string
+	File       FileID // the device and inode of that open file: the one the kernel binds
+	Overlay    bool   // that file is on overlayfs (the kernel binds the file underneath)
 }
 
 // ResolveOptions tune Resolve and ResolveLibrary.
@@ -28,13 +37,21 @@ type ResolveOptions struct {
 	PID   int    // when >0, library names may be resolved through /proc/PID/maps
 	Root  string // "" or "/"; else resolve PATH inside this root (e.g. /proc/PID/root)
 	Force bool   // allow offsets not proven to be instruction boundaries, and GNU ifunc resolvers
+	// Opened, when not nil, keeps every file Resolve reads open, and the
+	// targets name it by KernelPath. The caller closes it once their trace
+	// events are defined. Without it Resolve closes what it opened.
+	Opened *Opened
 }
 
 // Resolve finds the file and the file offsets a spec means.
 //
 // The path is resolved (a name without '/' through [ResolveLibrary]; a
 // relative path against the working directory, refused with opts.Root) to a
-// regular x86-64 ELF file with all symlinks resolved inside opts.Root.
+// regular x86-64 ELF file with all symlinks resolved inside opts.Root. That
+// file is opened once (inside opts.Root only, whatever the path became
+// since: see [Opened]) and everything is read from the open file; the
+// targets carry its identity (Target.File) and, with opts.Opened, the name
+// the kernel must be given (Target.KernelPath).
 //
 // A symbol or glob gives one Target per distinct function offset, sorted by
 // offset:
@@ -64,15 +81,23 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 			return nil, err
 		}
 	}
-	file, err := resolvePath(spec.Path, opts)
+	file, err := resolveRealPath(spec.Path, opts)
 	if err != nil {
 		return nil, err
 	}
-	img, err := openELF(file)
+	opened := opts.Opened
+	if opened == nil {
+		opened = NewOpened()
+		defer opened.Close()
+	}
+	of, err := opened.open(file, cleanRoot(opts.Root))
 	if err != nil {
 		return nil, err
 	}
-	defer img.Close()
+	img, err := newELFImage(file, of.file)
+	if err != nil {
+		return nil, err
+	}
 	syms, err := img.symbols()
 	// Without symbols nothing can be proven, but a forced raw offset needs none.
 	if err != nil && !(errors.Is(err, ErrNoSymbols) && spec.HasFileOffset && opts.Force) {
@@ -96,6 +121,11 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 	for i := range targets {
 		targets[i].Spec = sp
 		targets[i].Path = file
+		targets[i].File = of.id
+		targets[i].Overlay = of.overlay
+		if opts.Opened != nil {
+			targets[i].KernelPath = of.kernelPath
+		}
 		targets[i].Return = spec.Return
 		targets[i].Args = slices.Clone(spec.Args)
 	}
@@ -117,11 +147,27 @@ func checkKernelArg(a Arg) error {
 	return nil
 }
 
-// resolvePath turns the spec's path into the real path of a regular file
-// that can be written to uprobe_events. Paths are checked for bytes the
-// kernel text cannot carry before they are used or printed, both as given
-// and once symlinks are resolved.
+// resolvePath turns the spec's path into the real path of a regular file.
+// Paths are checked for bytes the kernel text cannot carry before they are
+// used or printed, both as given and once symlinks are resolved.
 func resolvePath(p string, opts ResolveOptions) (string, error) {
+	real, err := resolveRealPath(p, opts)
+	if err != nil || !strings.ContainsRune(p, '/') {
+		return real, err // ResolveLibrary checked the file
+	}
+	st, err := os.Stat(real)
+	if err != nil {
+		return "", fileError(real, err)
+	}
+	if !st.Mode().IsRegular() {
+		return "", newError(ErrNotELF, "%s is not a regular file", real)
+	}
+	return real, nil
+}
+
+// resolveRealPath is resolvePath without the final check of the file:
+// Resolve checks the file it opens instead (see Opened).
+func resolveRealPath(p string, opts ResolveOptions) (string, error) {
 	if err := checkKernelPath(p); err != nil {
 		return "", err
 	}
@@ -145,13 +191,6 @@ func resolvePath(p string, opts ResolveOptions) (string, error) {
 	}
 	if err := checkKernelPath(real); err != nil {
 		return "", err
-	}
-	st, err := os.Stat(real)
-	if err != nil {
-		return "", fileError(real, err)
-	}
-	if !st.Mode().IsRegular() {
-		return "", newError(ErrNotELF, "%s is not a regular file", real)
 	}
 	return real, nil
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -50,21 +51,23 @@ func identifyFiles(targets []probe.Target) (*finder.FileSet, error) {
 	return finder.NewFileSet(files, overlay), nil
 }
 
+// filesOf returns the files of targets by the identity of the file Resolve
+// opened (fstat, fstatfs), never by walking their paths again: a path may
+// name another file by now, the open file is the one the kernel arms.
 func filesOf(targets []probe.Target) (files, overlay []finder.FileID, err error) {
-	seen := map[string]bool{}
+	seen := map[probe.FileID]bool{}
 	for _, t := range targets {
-		if seen[t.Path] {
+		if seen[t.File] {
 			continue
 		}
-		seen[t.Path] = true
-		id, err := finder.Identify(t.Path)
-		if err != nil {
-			return nil, nil, badInput(err)
+		seen[t.File] = true
+		if t.File == (probe.FileID{}) {
+			return nil, nil, fmt.Errorf("internal error: %s was not opened by probe.Resolve", t.Path)
 		}
-		if finder.OnOverlay(t.Path) {
-			overlay = append(overlay, id)
+		if t.Overlay {
+			overlay = append(overlay, finder.FileID(t.File))
 		} else {
-			files = append(files, id)
+			files = append(files, finder.FileID(t.File))
 		}
 	}
 	return files, overlay, nil
@@ -101,12 +104,15 @@ func (ps *probeSet) define(targets []probe.Target, display func(string) string, 
 // holding every probe that shares them, and publishes them for the hit
 // path. It returns the new trace events, not yet armed. display turns a
 // resolved path into the one the traced processes see.
+//
+// The kernel is given each target's KernelPath, the file Resolve opened and
+// read: the probe.Opened that holds it must still be open.
 func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) string) ([]*traceEvent, error) {
 	if display == nil {
 		display = func(p string) string { return p }
 	}
 	type shareKey struct {
-		path   string
+		file   probe.FileID
 		ret    bool
 		fetchs string
 	}
@@ -123,15 +129,14 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 		for j, a := range t.Args {
 			args[j] = a.Fetch()
 		}
-		key := shareKey{t.Path, t.Return, strings.Join(args, " ")}
+		if t.KernelPath == "" || t.File == (probe.FileID{}) {
+			return nil, fmt.Errorf("internal error: %s was not opened by probe.Resolve with an Opened", t.Path)
+		}
+		key := shareKey{t.File, t.Return, strings.Join(args, " ")}
 		te := shared[key]
 		if te == nil {
-			id, err := finder.Identify(t.Path)
-			if err != nil {
-				return nil, badInput(err)
-			}
 			ps.traceCount++
-			te = &traceEvent{name: traceEventName(ps.traceCount, t), file: id, retval: retvalArg(t.Args), byOffset: map[uint64]*Probe{}}
+			te = &traceEvent{name: traceEventName(ps.traceCount, t), file: finder.FileID(t.File), retval: retvalArg(t.Args), byOffset: map[uint64]*Probe{}}
 			shared[key] = te
 			traces = append(traces, te)
 		}
@@ -142,7 +147,9 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 		te.probes = append(te.probes, p)
 		te.byOffset[t.Offset] = p
 		probes = append(probes, p)
-		specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: t.Path, Offset: t.Offset, Return: t.Return, Args: args})
+		// te's first target's file: the same inode (shareKey), and one
+		// descriptor per inode (probe.Opened).
+		specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: te.probes[0].Target.KernelPath, Offset: t.Offset, Return: t.Return, Args: args})
 	}
 	events, err := ps.fs.Define(ps.group, specs)
 	if err != nil {
@@ -211,31 +218,41 @@ func (s *Session) rearm(path string) {
 	if s.closed.Load() {
 		return
 	}
-	id, err := finder.Identify(path)
-	if err != nil {
+	if _, err := os.Stat(path); err != nil {
 		return // gone for now
 	}
-	if _, _, armed := s.finder.Files().Match(id); armed {
-		return
-	}
+	// The files are read and armed through one open descriptor each, held
+	// until their trace events are defined (the kernel then holds its own).
+	opened := probe.NewOpened()
+	defer opened.Close()
+	opts := s.resolveOptions()
+	opts.Opened = opened
 	var targets []probe.Target
+	armed := false
 	for _, w := range ps.words {
 		spec, err := probe.ParseSpec(w)
 		if err != nil {
 			continue
 		}
-		ts, err := probe.Resolve(spec, s.resolveOptions())
+		ts, err := probe.Resolve(spec, opts)
 		if err != nil {
 			continue
 		}
 		for _, t := range ts {
-			if t.Path == path {
-				targets = append(targets, t)
+			if t.Path != path {
+				continue
 			}
+			if _, _, ok := s.finder.Files().Match(finder.FileID(t.File)); ok {
+				armed = true // not replaced, or armed already
+				continue
+			}
+			targets = append(targets, t)
 		}
 	}
 	if len(targets) == 0 {
-		s.later(func() { s.warnf("%s was replaced and its probes no longer resolve in the new file", path) })
+		if !armed {
+			s.later(func() { s.warnf("%s was replaced and its probes no longer resolve in the new file", path) })
+		}
 		return
 	}
 	probe.AssignEventNames(targets)
@@ -247,6 +264,7 @@ func (s *Session) rearm(path string) {
 	// Known to the task-finder before anything is armed on it.
 	s.finder.SetFiles(s.finder.Files().With(files, overlay))
 	traces, err := ps.defineTraces(targets, s.displayPath)
+	opened.Close() // defined (or not): the kernel holds its own reference
 	if err == nil {
 		err = s.arms.armTraces(traces, s.finder.All())
 	}

@@ -223,16 +223,27 @@ func orDefault(s, def string) string {
 
 // Resolve parses and resolves the probe words into targets without touching
 // the kernel. Every error is bad input.
-func Resolve(words []string, opts probe.ResolveOptions, warn func(format string, args ...any)) ([]probe.Target, error) {
+//
+// The files the targets name are held open in the returned probe.Opened
+// (the targets' KernelPath): the caller closes it once their trace events
+// are defined, on every path. On error nothing is left open.
+func Resolve(words []string, opts probe.ResolveOptions, warn func(format string, args ...any)) (_ []probe.Target, _ *probe.Opened, err error) {
+	opened := probe.NewOpened()
+	defer func() {
+		if err != nil {
+			opened.Close()
+		}
+	}()
+	opts.Opened = opened
 	var targets []probe.Target
 	for _, w := range words {
 		spec, err := probe.ParseSpec(w)
 		if err != nil {
-			return nil, badInput(err)
+			return nil, nil, badInput(err)
 		}
 		ts, err := probe.Resolve(spec, opts)
 		if err != nil {
-			return nil, badInput(err)
+			return nil, nil, badInput(err)
 		}
 		targets = append(targets, ts...)
 		if len(ts) > 0 {
@@ -242,10 +253,10 @@ func Resolve(words []string, opts probe.ResolveOptions, warn func(format string,
 		}
 	}
 	if len(targets) == 0 {
-		return nil, badInput(errors.New("no probe given: name one as PATH:SYMBOL, e.g. libc.so.6:malloc"))
+		return nil, nil, badInput(errors.New("no probe given: name one as PATH:SYMBOL, e.g. libc.so.6:malloc"))
 	}
 	probe.AssignEventNames(targets)
-	return targets, nil
+	return targets, opened, nil
 }
 
 // Start resolves the probes, starts the side-band, records the processes,
@@ -253,10 +264,11 @@ func Resolve(words []string, opts probe.ResolveOptions, warn func(format string,
 // undone.
 func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	s := &Session{cfg: cfg, sink: sink}
-	targets, err := Resolve(cfg.Probes, s.resolveOptions(), s.warnf)
+	targets, opened, err := Resolve(cfg.Probes, s.resolveOptions(), s.warnf)
 	if err != nil {
 		return nil, err
 	}
+	defer opened.Close() // on every path; closed as soon as the trace events are defined
 	if s.fs, err = tracefs.Open(); err != nil {
 		return nil, environmentError(err)
 	}
@@ -295,7 +307,9 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if err := s.recordInitialProcesses(); err != nil {
 		return nil, err
 	}
-	if err := s.probes.define(targets, s.displayPath, s.warnf); err != nil {
+	err = s.probes.define(targets, s.displayPath, s.warnf)
+	opened.Close() // the kernel holds its own reference to each defined file
+	if err != nil {
 		return nil, err
 	}
 	if err := s.arms.checkFileBudget(len(s.probes.traces), s.finder.All()); err != nil {

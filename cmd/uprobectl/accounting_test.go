@@ -121,7 +121,7 @@ func TestSlowConsumerAccountsExactly(t *testing.T) {
 	target.GoNoWait(t)
 	hits, summary := 0, ""
 	for n := 0; lines.Scan(); n++ {
-		if n%200 == 0 {
+		if n%50 == 0 {
 			time.Sleep(time.Millisecond) // a slow consumer, like jq
 		}
 		if strings.Contains(lines.Text(), `"type":"hit"`) {

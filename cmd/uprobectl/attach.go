@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+	"golang.org/x/sys/unix"
 
 	"github.com/uprobectl/uprobectl/finder"
 	"github.com/uprobectl/uprobectl/metrics"
 	"github.com/uprobectl/uprobectl/output"
+	"github.com/uprobectl/uprobectl/perfevent"
 	"github.com/uprobectl/uprobectl/session"
 )
 
@@ -30,10 +32,11 @@ func traceFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "max-hits", Aliases: []string{"n"}, Usage: "stop after this many hits"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write hits (or counts) to this file instead of stdout"},
 		&cli.BoolFlag{Name: "force", Usage: "accept an offset that is not proven to be an instruction boundary (a wrong one corrupts the target)"},
-		&cli.IntFlag{Name: "buffer-pages", Value: 0, Usage: "ring buffer size per CPU, in pages (power of two; default 512 = 2 MiB)"},
+		&cli.IntFlag{Name: "buffer-pages", Value: 0, Usage: fmt.Sprintf("ring buffer size per CPU, in pages (a power of two, 1 to %d; default %d = 2 MiB)", maxBufferPages, perfevent.DefaultPagesPerCPU)},
 		&cli.DurationFlag{Name: "stats-interval", Usage: "report the counters (hits, lost, processes tracked, own fds and goroutines) this often"},
 		&cli.StringFlag{Name: "probes-file", Usage: "read probes from this file, one per line (blank lines and lines starting with # are skipped); $UPROBECTL_PROBES may hold more, one per line"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at ADDR/metrics, and /healthz, /readyz (e.g. :9464)"},
+		&cli.IntFlag{Name: "metrics-max-comms", Value: metrics.DefaultMaxComms, Usage: "with --metrics-addr: at most this many distinct command names get a comm label of their own; the hits of any further name are counted under comm=\"other\""},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status lines or warnings on stderr, only errors"},
 	}
 }
@@ -95,6 +98,9 @@ processes (and --follow their descendants), --comm to a command name.`,
 }
 
 func runAttach(c *cli.Context) error {
+	if err := checkFlags(c); err != nil {
+		return err
+	}
 	probes, err := probeWords(c, c.Args().Slice())
 	if err != nil {
 		return err
@@ -129,13 +135,47 @@ func runAttach(c *cli.Context) error {
 	}, nil)
 }
 
-// trace runs a session to its end and tears it down on every way out.
-// release, if not nil, is called once every probe is armed (run lets its
-// command exec then).
-func trace(c *cli.Context, cfg session.Config, release func() error) (err error) {
+// maxBufferPages is the largest --buffer-pages. The kernel keeps a ring's
+// page pointers in one allocation of at most 4 MiB (rb_alloc: order
+// PAGE_SHIFT+MAX_PAGE_ORDER), header included, so 1<<19 pages fail mmap
+// with ENOMEM however much memory there is (measured on 6.18: 1<<18 maps,
+// 1<<19 does not). 1<<18 pages is 1 GiB per CPU.
+const maxBufferPages = 1 << 18
+
+// checkFlags refuses bad flag values (from the command line or the
+// environment) before anything is done: no process is started, nothing is
+// written to uprobe_events. Every error is one line naming the flag.
+func checkFlags(c *cli.Context) error {
+	for _, d := range []struct{ flag, zero string }{ // run has no --wait: 0 then
+		{"duration", "0 or unset: no time limit"},
+		{"interval", "0 or unset: counts at exit only"},
+		{"stats-interval", "0 or unset: no periodic report"},
+		{"wait", "0: look once, do not wait"},
+	} {
+		if v := c.Duration(d.flag); v < 0 {
+			return usageError(fmt.Errorf("--%s %s: must be positive (%s)", d.flag, v, d.zero))
+		}
+	}
 	if c.Duration("interval") > 0 && !c.Bool("count") {
 		return usageError(errors.New("--interval goes with --count"))
 	}
+	if c.IsSet("buffer-pages") {
+		n := c.Int("buffer-pages")
+		if n < 1 || n > maxBufferPages || n&(n-1) != 0 {
+			return usageError(fmt.Errorf("--buffer-pages %d: must be a power of two from 1 to %d (the ring size per CPU in pages: %d pages = 1 GiB is the largest ring the kernel maps; default %d = 2 MiB)",
+				n, maxBufferPages, maxBufferPages, perfevent.DefaultPagesPerCPU))
+		}
+	}
+	if n := c.Int("metrics-max-comms"); n < 0 {
+		return usageError(fmt.Errorf("--metrics-max-comms %d: must be 0 or more (0: every hit under comm=\"other\")", n))
+	}
+	return nil
+}
+
+// trace runs a session to its end and tears it down on every way out.
+// release, if not nil, is called once every probe is armed (run lets its
+// command exec then). The flags have passed checkFlags.
+func trace(c *cli.Context, cfg session.Config, release func() error) (err error) {
 	cfg.Force = c.Bool("force")
 	cfg.BufferPages = c.Int("buffer-pages")
 	cfg.StatsInterval = c.Duration("stats-interval")
@@ -165,7 +205,7 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 	out := newWriter(c, hitsTo, status, cancelOnWriteError)
 	var served *metrics.Sink
 	if addr := c.String("metrics-addr"); addr != "" {
-		if served, err = metrics.New(out, addr); err != nil {
+		if served, err = metrics.New(out, addr, metrics.MaxComms(c.Int("metrics-max-comms"))); err != nil {
 			return usageError(fmt.Errorf("--metrics-addr %s: %w", addr, err))
 		}
 		defer served.Close()
@@ -231,18 +271,79 @@ func newWriter(c *cli.Context, w, status io.Writer, onError func()) output.Write
 func probeWords(c *cli.Context, args []string) ([]string, error) {
 	words := slices.Clone(args)
 	if path := c.String("probes-file"); path != "" {
-		b, err := os.ReadFile(path)
+		text, err := readProbesFile(path)
 		if err != nil {
-			return nil, usageError(fmt.Errorf("--probes-file: %w", err))
+			return nil, usageError(fmt.Errorf("--probes-file %s: %w", path, err))
 		}
-		words = append(words, probeLines(string(b))...)
+		words = append(words, probeLines(text)...)
 	}
 	return append(words, probeLines(os.Getenv("UPROBECTL_PROBES"))...), nil
 }
 
+// maxProbesFileSize bounds what --probes-file reads: far more than any list
+// of probes, far less than a mistaken disk image.
+const maxProbesFileSize = 16 << 20
+
+// readProbesFile reads a probes file, which must be a regular file (a
+// symlink to one, as in a mounted ConfigMap, is fine). Anything else is
+// refused before it is read: opening a FIFO nobody writes to would block
+// forever, a device could be endless. It is checked twice: with stat
+// before opening, and with fstat on what was opened (non-blocking, so a
+// FIFO swapped in between cannot block the open either).
+func readProbesFile(path string) (string, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", notRegular(fi.Mode())
+	}
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOCTTY, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: path, Err: err}
+	}
+	f := os.NewFile(uintptr(fd), path)
+	defer f.Close()
+	if fi, err = f.Stat(); err != nil {
+		return "", err
+	}
+	if !fi.Mode().IsRegular() {
+		return "", notRegular(fi.Mode())
+	}
+	b, err := io.ReadAll(io.LimitReader(f, maxProbesFileSize+1))
+	if err != nil {
+		return "", err
+	}
+	if len(b) > maxProbesFileSize {
+		return "", fmt.Errorf("larger than %d MiB: a probes file holds one probe per line", maxProbesFileSize>>20)
+	}
+	return string(b), nil
+}
+
+// notRegular says what a file that is not a regular file is instead.
+func notRegular(m os.FileMode) error {
+	what := "a special file"
+	switch {
+	case m.IsDir():
+		what = "a directory"
+	case m&os.ModeNamedPipe != 0:
+		what = "a FIFO"
+	case m&os.ModeSocket != 0:
+		what = "a socket"
+	case m&os.ModeCharDevice != 0:
+		what = "a character device"
+	case m&os.ModeDevice != 0:
+		what = "a block device"
+	}
+	return fmt.Errorf("not a regular file (%s): give a file with one probe per line", what)
+}
+
 // probeLines splits a probes file: one probe per line; blank lines and
-// lines starting with # are skipped. A probe's own text is kept whole.
+// lines starting with # are skipped. A probe's own text is kept whole. A
+// UTF-8 byte order mark at the start (Windows editors write one) is not
+// part of the first line; CRLF line ends are trimmed with the spaces.
 func probeLines(text string) []string {
+	text = strings.TrimPrefix(text, "\ufeff")
 	var words []string
 	for _, line := range strings.Split(text, "\n") {
 		line = strings.TrimSpace(line)

@@ -41,8 +41,8 @@ func TestEveryWayOutRemovesEvents(t *testing.T) {
 			bin := targets.Build(t, dir, "counter-pie")
 			target := targets.Start(t, bin, "500")
 			a := startAttach(t, append(tc.flags, "--pid", fmt.Sprint(target.PID), bin+":fn", "libc.so.6:malloc*")...)
-			a.waitReady(t)
-			if !strings.Contains(readUprobeEvents(t), bin) {
+			ready := a.waitReady(t)
+			if !strings.Contains(readUprobeEvents(t), ready["group"].(string)+"/") {
 				t.Fatal("attach is ready but its event is not in uprobe_events")
 			}
 			tc.stop(a, target, t)
@@ -69,12 +69,13 @@ func TestBrokenPipe(t *testing.T) {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, func() bool { return strings.Contains(readUprobeEvents(t), bin) })
+	var group string // uprobe_events names the file /proc/self/fd/N: find the attach by its group
+	waitFor(t, func() bool { group = groupOfChild(t, cmd.Process.Pid); return group != "" })
 	target.Go(t)
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("pipeline: %v", err)
 	}
-	waitFor(t, func() bool { return !strings.Contains(readUprobeEvents(t), bin) })
+	waitFor(t, func() bool { return !strings.Contains(readUprobeEvents(t), group+"/") })
 }
 
 // TestSIGKILLThenClean: a killed attach leaves its group; `list` shows its
@@ -158,9 +159,7 @@ func TestBadInput(t *testing.T) {
 			if !strings.Contains(msg, tc.mention) {
 				t.Errorf("error %q does not mention %q", msg, tc.mention)
 			}
-			if after := readUprobeEvents(t); after != before {
-				t.Fatalf("uprobe_events changed:\n%s", after)
-			}
+			checkUnchanged(t, "uprobe_events", before, readUprobeEvents(t), cmd.Process.Pid, dir)
 		})
 	}
 	t.Run("no permission", func(t *testing.T) {
@@ -179,9 +178,7 @@ func TestBadInput(t *testing.T) {
 		if !strings.Contains(stderr.String(), "root") {
 			t.Errorf("error %q does not say what is needed", stderr.String())
 		}
-		if after := readUprobeEvents(t); after != before {
-			t.Fatalf("uprobe_events changed")
-		}
+		checkUnchanged(t, "uprobe_events", before, readUprobeEvents(t), cmd.Process.Pid, dir)
 	})
 }
 

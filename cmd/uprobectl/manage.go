@@ -108,7 +108,7 @@ func listCommand() *cli.Command {
 func ownerState(g tracefs.OwnedGroup) string {
 	switch {
 	case !g.Known:
-		return "unknown (other pid namespace)"
+		return "unknown (cannot tell from here: kept)"
 	case g.Alive:
 		return "alive"
 	}

@@ -73,6 +73,9 @@ command's own output.
 }
 
 func runRun(c *cli.Context) error {
+	if err := checkFlags(c); err != nil {
+		return err
+	}
 	dash := slices.Index(os.Args, "--")
 	if dash < 0 || dash == len(os.Args)-1 {
 		return usageError(errors.New("run: usage: uprobectl run [flags] PROBE... -- COMMAND [ARGS...]"))

@@ -117,6 +117,8 @@ func Build(t testing.TB, dir, variant string) string {
 		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "spawner.c")}}
 	case "zombie":
 		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "zombie.c")}}
+	case "swapper":
+		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "swapper.c"), "-ldl"}}
 	default:
 		t.Fatalf("unknown target variant %q", variant)
 	}
