@@ -42,6 +42,24 @@ type openFile struct {
 	id         FileID
 	overlay    bool   // on overlayfs (fstatfs)
 	kernelPath string // /proc/self/fd/N
+
+	// The ELF image and its symbols, read once however many probe words
+	// name the file (2,000 listed probes of libc parse its tables once).
+	parse   sync.Once
+	img     *elfImage
+	syms    []Symbol
+	imgErr  error // not a usable ELF file
+	symsErr error // no symbol table
+}
+
+// parsed returns the file's ELF image and symbols, read on first use.
+func (f *openFile) parsed(path string) (*elfImage, []Symbol, error, error) {
+	f.parse.Do(func() {
+		if f.img, f.imgErr = newELFImage(path, f.file); f.imgErr == nil {
+			f.syms, f.symsErr = f.img.symbols()
+		}
+	})
+	return f.img, f.syms, f.imgErr, f.symsErr
 }
 
 // NewOpened returns an empty Opened.

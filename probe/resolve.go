@@ -94,11 +94,11 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 	if err != nil {
 		return nil, err
 	}
-	img, err := newELFImage(file, of.file)
+	img, syms, err, symsErr := of.parsed(file)
 	if err != nil {
 		return nil, err
 	}
-	syms, err := img.symbols()
+	err = symsErr
 	// Without symbols nothing can be proven, but a forced raw offset needs none.
 	if err != nil && !(errors.Is(err, ErrNoSymbols) && spec.HasFileOffset && opts.Force) {
 		return nil, err
