@@ -30,15 +30,7 @@ type FileSet struct {
 // NewFileSet returns the set of files; overlay lists those among them that
 // are on overlayfs.
 func NewFileSet(files []FileID, overlay []FileID) *FileSet {
-	fs := &FileSet{files: map[FileID]bool{}, views: map[uint64]FileID{}, learned: map[FileID]FileID{}}
-	for _, f := range files {
-		fs.files[f] = true
-	}
-	for _, f := range overlay {
-		fs.files[f] = true
-		fs.views[f.Ino] = f
-	}
-	return fs
+	return (&FileSet{}).With(files, overlay)
 }
 
 // With returns a copy of the set with more files.

@@ -1,15 +1,14 @@
 package tracefs
 
 import (
-	"bufio"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/uprobectl/uprobectl/internal/procfs"
 )
 
 // Where tracefs is looked for after /proc/self/mountinfo, in order. The
@@ -98,72 +97,17 @@ func isTracefs(dir string) bool {
 	return st.Type == unix.TRACEFS_MAGIC
 }
 
-// mountEntry is one line of /proc/PID/mountinfo (proc(5)), the fields we
-// use.
-type mountEntry struct {
-	Root       string // root of the mount within its filesystem
-	MountPoint string // relative to the process's root, unescaped
-	FSType     string
-}
+// mountEntry is one line of /proc/PID/mountinfo; internal/procfs parses it.
+type mountEntry = procfs.Mount
 
-// parseMountInfo parses /proc/PID/mountinfo:
-//
-//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
-//
-// Optional fields run up to the "-" separator. Paths escape space, tab,
-// newline and backslash as \040 \011 \012 \134.
+// parseMountInfo parses /proc/PID/mountinfo (see procfs.ParseMountInfo);
+// a malformed line gives ErrInvalid.
 func parseMountInfo(r io.Reader) ([]mountEntry, error) {
-	var out []mountEntry
-	sc := bufio.NewScanner(r)
-	sc.Buffer(nil, 1024*1024)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		if strings.TrimSpace(line) == "" {
-			continue
-		}
-		// The kernel separates fields with one space and escapes only
-		// space, tab, newline and backslash in paths: any other blank
-		// (\r, U+3000, ...) is part of a path.
-		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
-		sep := -1
-		for i := 6; i < len(f); i++ {
-			if f[i] == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(f) < 7 || sep < 0 || sep+1 >= len(f) {
-			return nil, fmt.Errorf("mountinfo line %d %q: malformed: %w", n, line, ErrInvalid)
-		}
-		out = append(out, mountEntry{
-			Root:       unescapeMountPath(f[3]),
-			MountPoint: unescapeMountPath(f[4]),
-			FSType:     f[sep+1],
-		})
+	mounts, err := procfs.ParseMountInfo(r)
+	if errors.Is(err, procfs.ErrMalformed) {
+		return nil, fmt.Errorf("%w: %w", err, ErrInvalid)
 	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read mountinfo: %w", err)
-	}
-	return out, nil
-}
-
-// unescapeMountPath undoes the kernel's octal escapes (\NNN) in mountinfo.
-func unescapeMountPath(s string) string {
-	if !strings.Contains(s, `\`) {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] == '\\' && i+4 <= len(s) {
-			if v, err := strconv.ParseUint(s[i+1:i+4], 8, 8); err == nil {
-				b.WriteByte(byte(v))
-				i += 3
-				continue
-			}
-		}
-		b.WriteByte(s[i])
-	}
-	return b.String()
+	return mounts, err
 }
 
 // tracefsCandidates lists where to look for tracefs, in order: tracefs

@@ -1,7 +1,9 @@
 package procfs
 
 import (
+	"bufio"
 	"bytes"
+	"io"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -42,21 +44,33 @@ func (fs FS) HidePID() (string, error) {
 	return "", nil
 }
 
-// parseProcMountOptions returns the super options (the last field) of the
-// proc mount at mountPoint in mountinfo (proc(5)):
+// Mount is one line of /proc/PID/mountinfo (proc(5)), the fields
+// uprobectl uses.
+type Mount struct {
+	Root         string // root of the mount within its filesystem, unescaped
+	MountPoint   string // relative to the process's root, unescaped
+	FSType       string
+	SuperOptions string // the file system's own options (the last field)
+}
+
+// ParseMountInfo parses /proc/PID/mountinfo:
 //
-//	21 26 0:20 / /proc rw,relatime - proc proc rw,hidepid=invisible
+//	36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw,errors=continue
 //
-// The last such line is the one on top, which a path lookup reaches.
-func parseProcMountOptions(b []byte, mountPoint string) (opts string, found bool, err error) {
-	for n, line := 1, []byte(nil); len(b) > 0; n++ {
-		line, b, _ = bytes.Cut(b, []byte("\n"))
-		if len(bytes.TrimSpace(line)) == 0 {
+// Fields are separated by single spaces, optional fields run up to the "-"
+// separator, and paths escape space, tab, newline and backslash as \040
+// \011 \012 \134: any other blank (\r, U+3000...) is part of a path. A
+// malformed line is an error wrapping ErrMalformed.
+func ParseMountInfo(r io.Reader) ([]Mount, error) {
+	var out []Mount
+	sc := bufio.NewScanner(r)
+	sc.Buffer(nil, 1024*1024)
+	for n := 1; sc.Scan(); n++ {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
 			continue
 		}
-		// Fields are separated by single spaces; paths escape space, tab,
-		// newline and backslash as \040 \011 \012 \134.
-		f := strings.Split(string(line), " ")
+		f := strings.FieldsFunc(line, func(r rune) bool { return r == ' ' })
 		sep := -1
 		for i := 6; i < len(f); i++ {
 			if f[i] == "-" {
@@ -64,11 +78,32 @@ func parseProcMountOptions(b []byte, mountPoint string) (opts string, found bool
 				break
 			}
 		}
-		if len(f) < 7 || sep < 0 || sep+3 >= len(f) {
-			return "", false, fmt.Errorf("mountinfo line %d %q: %w", n, line, ErrMalformed)
+		if len(f) < 7 || sep < 0 || sep+1 >= len(f) {
+			return nil, fmt.Errorf("mountinfo line %d %q: %w", n, line, ErrMalformed)
 		}
-		if f[sep+1] == "proc" && unescapeOctal(f[4]) == mountPoint {
-			opts, found = f[sep+3], true
+		m := Mount{Root: unescapeOctal(f[3]), MountPoint: unescapeOctal(f[4]), FSType: f[sep+1]}
+		if sep+3 < len(f) {
+			m.SuperOptions = f[sep+3]
+		}
+		out = append(out, m)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read mountinfo: %w", err)
+	}
+	return out, nil
+}
+
+// parseProcMountOptions returns the super options of the proc mount at
+// mountPoint in mountinfo. The last such line is the one on top, which a
+// path lookup reaches.
+func parseProcMountOptions(b []byte, mountPoint string) (opts string, found bool, err error) {
+	mounts, err := ParseMountInfo(bytes.NewReader(b))
+	if err != nil {
+		return "", false, err
+	}
+	for _, m := range mounts {
+		if m.FSType == "proc" && m.MountPoint == mountPoint {
+			opts, found = m.SuperOptions, true
 		}
 	}
 	return opts, found, nil
