@@ -55,7 +55,11 @@ func (fs *FileSet) Learn(id, probed FileID) *FileSet {
 }
 
 func (fs *FileSet) clone() *FileSet {
-	return &FileSet{files: maps.Clone(fs.files), views: maps.Clone(fs.views), learned: maps.Clone(fs.learned)}
+	next := &FileSet{files: map[FileID]bool{}, views: map[uint64]FileID{}, learned: map[FileID]FileID{}}
+	maps.Copy(next.files, fs.files)
+	maps.Copy(next.views, fs.views)
+	maps.Copy(next.learned, fs.learned)
+	return next
 }
 
 // Match tells whether a mapping of id is a probed file: the probed file it
