@@ -56,6 +56,8 @@ func (c *Count) Stats(st session.Stats) { c.frame.Stats(st) }
 
 func (c *Count) Rearmed(path string, probes int) { c.frame.Rearmed(path, probes) }
 
+func (c *Count) Progress(stage string, done, total int) { c.frame.Progress(stage, done, total) }
+
 func (c *Count) Hit(h *session.Hit) {
 	k := countKey{h.Probe, h.Process.PID}
 	row := c.total[k]

@@ -88,6 +88,19 @@ func (j *JSON) Ready(probes []*session.Probe, processes int) {
 	j.write(b)
 }
 
+func (j *JSON) Progress(stage string, done, total int) {
+	b := j.buf[:0]
+	b = append(b, `{"type":"progress","stage":`...)
+	b = appendString(b, stage)
+	b = append(b, `,"done":`...)
+	b = strconv.AppendInt(b, int64(done), 10)
+	b = append(b, `,"total":`...)
+	b = strconv.AppendInt(b, int64(total), 10)
+	b = append(b, "}\n"...)
+	j.buf = b
+	j.write(b)
+}
+
 func (j *JSON) Rearmed(path string, probes int) {
 	b := j.buf[:0]
 	b = append(b, `{"type":"rearmed","binary":`...)

@@ -86,6 +86,11 @@ func (t *Text) Ready(probes []*session.Probe, processes int) {
 	fmt.Fprintf(t.status, "uprobectl: %d probe(s) armed in %d process(es); Ctrl-C to stop\n", len(probes), processes)
 }
 
+func (t *Text) Progress(stage string, done, total int) {
+	what := map[string]string{"define": "probes defined", "arm": "perf events open"}[stage]
+	fmt.Fprintf(t.status, "uprobectl: arming: %d of %d %s\n", done, total, what)
+}
+
 func (t *Text) Rearmed(path string, probes int) {
 	fmt.Fprintf(t.status, "uprobectl: %s was replaced: %d probe(s) armed on the new file too\n", escapeName(path), probes)
 }

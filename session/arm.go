@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -25,6 +26,14 @@ type armer struct {
 	global      []*perfevent.Attachment         // all-task perf events
 	attachments map[int][]*perfevent.Attachment // per-process perf events, by pid
 	closers     sync.WaitGroup                  // perf events of exited processes being closed
+
+	// planned and opened count perf event attachments, for progress.
+	planned, opened atomic.Int64
+}
+
+// progress returns how many attachments are open of those planned so far.
+func (a *armer) progress() (opened, planned int) {
+	return int(a.opened.Load()), int(a.planned.Load())
 }
 
 // armTraces opens the perf events of new trace events: for every task when
@@ -32,11 +41,13 @@ type armer struct {
 func (a *armer) armTraces(traces []*traceEvent, recorded map[int]*finder.Process) error {
 	if !a.perProcess {
 		opened := make([]*perfevent.Attachment, len(traces))
+		a.planned.Add(int64(len(traces)))
 		err := parallel(len(traces), func(i int) error {
 			at, err := a.rings.Attach(traces[i].event.ID, perfevent.AllThreads, perfevent.AttachOptions{})
 			if err != nil {
 				return fmt.Errorf("arm trace event %s/%s: %w", traces[i].event.Group, traces[i].event.Name, err)
 			}
+			a.opened.Add(1)
 			opened[i] = at
 			return nil
 		})
@@ -133,6 +144,7 @@ func (a *armer) armThreads(pid int, tids []int, traces []*traceEvent, opts perfe
 		}
 	}
 	opened := make([]*perfevent.Attachment, len(jobs))
+	a.planned.Add(int64(len(jobs)))
 	err := parallel(len(jobs), func(i int) error {
 		j := jobs[i]
 		ev := traces[j.trace].event
@@ -143,6 +155,7 @@ func (a *armer) armThreads(pid int, tids []int, traces []*traceEvent, opts perfe
 		if err != nil {
 			return fmt.Errorf("arm trace event %s/%s for pid %d tid %d: %w", ev.Group, ev.Name, pid, j.tid, err)
 		}
+		a.opened.Add(1)
 		opened[i] = at
 		return nil
 	})

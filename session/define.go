@@ -29,6 +29,7 @@ type probeSet struct {
 	probes     []*Probe
 	traces     []*traceEvent
 	traceCount int                                    // trace events defined, for their names
+	planned    int // probes being defined at start, for progress
 	count      atomic.Int64                           // len(probes), for Stats without mu
 	byID       atomic.Pointer[map[uint64]*traceEvent] // trace event id -> its probes; replaced, never changed
 }
@@ -86,6 +87,7 @@ func pathsOf(targets []probe.Target) []string {
 // define creates the trace events of targets in this run's owner group,
 // after reaping the groups of uprobectl runs that died without cleaning up.
 func (ps *probeSet) define(targets []probe.Target, display func(string) string, warnf func(string, ...any)) error {
+	ps.planned = len(targets)
 	owner, err := tracefs.Self()
 	if err != nil {
 		return err

@@ -129,6 +129,10 @@ type Sink interface {
 	// Process reports "found", "exec" or "exit" of a recorded process.
 	Process(event string, p *finder.Process)
 	Ready(probes []*Probe, processes int)
+	// Progress reports, once a second while start-up takes longer than
+	// that, what is being done: stage "define" (trace events written) or
+	// "arm" (perf events opened), done of total.
+	Progress(stage string, done, total int)
 	// Rearmed reports that a probed file was replaced (a new inode renamed
 	// over its path) and its probes are armed on the new file too.
 	Rearmed(path string, probes int)
@@ -191,6 +195,9 @@ type Session struct {
 	watcher *fileWatcher // notices a probed file replaced on disk
 	stream  stream
 	closed  atomic.Bool
+	// startMu serializes the sink while Start runs: its progress ticker
+	// writes beside the process lines of the initial recording.
+	startMu sync.Mutex
 }
 
 // ErrBadInput marks errors caused by what the user asked for (exit code 2).
@@ -307,6 +314,8 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if err := s.recordInitialProcesses(); err != nil {
 		return nil, err
 	}
+	stopProgress := s.reportProgress()
+	defer stopProgress()
 	err = s.probes.define(targets, s.displayPath, s.warnf)
 	opened.Close() // the kernel holds its own reference to each defined file
 	if err != nil {
@@ -323,15 +332,49 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 			s.warnf("cannot watch the probed files for replacement: %v", err)
 		}
 	}
+	stopProgress()
 	sink.Ready(s.probes.probes, s.finder.Len())
 	sink.Flush()
 	return s, nil
 }
 
+// reportProgress reports the define and arm stages once a second until the
+// returned func is called (idempotent): arming thousands of probes in a
+// busy machine takes seconds, and a silent tool looks hung.
+func (s *Session) reportProgress() (stop func()) {
+	done := make(chan struct{})
+	var once sync.Once
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				stage, n, total := "define", int(s.probes.count.Load()), s.probes.planned
+				if armed, of := s.arms.progress(); of > 0 {
+					stage, n, total = "arm", armed, of
+				}
+				s.startMu.Lock()
+				s.sink.Progress(stage, n, total)
+				s.sink.Flush()
+				s.startMu.Unlock()
+			}
+		}
+	}()
+	return func() { once.Do(func() { close(done); wg.Wait() }) }
+}
+
 // onProcess reports the task-finder's found, exec and exit to the sink; an
 // exited process's own perf events (--pid) are closed.
 func (s *Session) onProcess(event string, p *finder.Process) {
+	s.startMu.Lock()
 	s.sink.Process(event, p)
+	s.startMu.Unlock()
 	if event == "exit" {
 		s.arms.release(p.PID)
 	}
