@@ -100,7 +100,7 @@ func (c *Count) print(counts map[countKey]uint64, final bool) {
 	if !c.json {
 		c.out.write([]byte(fmt.Sprintf("%-32s %8s %-16s %12s\n", "PROBE", "PID", "COMM", "HITS")))
 		for _, r := range rows {
-			c.out.write([]byte(fmt.Sprintf("%-32s %8d %-16s %12d\n", escapeName(r.key.probe.Name()), r.key.pid, escapeName(r.comm), counts[r.key])))
+			c.out.write([]byte(fmt.Sprintf("%-32s %8d %-16s %12d\n", escapeName(displayName(r.key.probe)), r.key.pid, escapeName(r.comm), counts[r.key])))
 		}
 		if !final {
 			c.out.write([]byte("\n"))
@@ -113,8 +113,7 @@ func (c *Count) print(counts map[countKey]uint64, final bool) {
 		b = appendString(b, r.key.probe.Name())
 		b = append(b, `,"binary":`...)
 		b = appendString(b, r.key.probe.Binary())
-		b = append(b, `,"symbol":`...)
-		b = appendString(b, r.key.probe.Target.Symbol)
+		b = appendSymbol(b, &r.key.probe.Target)
 		b = append(b, `,"pid":`...)
 		b = strconv.AppendInt(b, int64(r.key.pid), 10)
 		b = append(b, `,"comm":`...)

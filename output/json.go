@@ -8,6 +8,7 @@ import (
 
 	"github.com/uprobectl/uprobectl/finder"
 	"github.com/uprobectl/uprobectl/perfevent"
+	"github.com/uprobectl/uprobectl/probe"
 	"github.com/uprobectl/uprobectl/session"
 )
 
@@ -75,8 +76,7 @@ func (j *JSON) Ready(probes []*session.Probe, processes int) {
 		b = appendString(b, p.Name())
 		b = append(b, `,"binary":`...)
 		b = appendString(b, p.Binary())
-		b = append(b, `,"symbol":`...)
-		b = appendString(b, p.Target.Symbol)
+		b = appendSymbol(b, &p.Target)
 		b = append(b, `,"offset":`...)
 		b = strconv.AppendUint(b, p.Target.Offset, 10)
 		b = append(b, `,"return":`...)
@@ -118,8 +118,7 @@ func (j *JSON) Hit(h *session.Hit) {
 	b = appendString(b, h.Probe.Name())
 	b = append(b, `,"binary":`...)
 	b = appendString(b, h.Probe.Binary())
-	b = append(b, `,"symbol":`...)
-	b = appendString(b, h.Probe.Target.Symbol)
+	b = appendSymbol(b, &h.Probe.Target)
 	b = append(b, `,"pid":`...)
 	b = strconv.AppendInt(b, int64(h.Process.PID), 10)
 	b = append(b, `,"tid":`...)
@@ -180,9 +179,29 @@ func (j *JSON) counters(typ string, st session.Stats, elapsed time.Duration) {
 		b = append(b, `,"duration_ns":`...)
 		b = strconv.AppendInt(b, elapsed.Nanoseconds(), 10)
 	}
+	if st.Exit != nil {
+		b = append(b, `,"exit_code":`...)
+		b = strconv.AppendInt(b, int64(st.Exit.Code), 10)
+		if st.Exit.Signal != 0 {
+			b = append(b, `,"signal":`...)
+			b = strconv.AppendInt(b, int64(st.Exit.Signal), 10)
+		}
+	}
 	b = append(b, "}\n"...)
 	j.buf = b
 	j.write(b)
+}
+
+// appendSymbol appends the "symbol" field: the demangled name of a C++ or
+// Rust symbol, with the ELF name in "mangled"; the ELF name otherwise.
+func appendSymbol(b []byte, t *probe.Target) []byte {
+	b = append(b, `,"symbol":`...)
+	if t.Demangled == "" {
+		return appendString(b, t.Symbol)
+	}
+	b = appendString(b, t.Demangled)
+	b = append(b, `,"mangled":`...)
+	return appendString(b, t.Symbol)
 }
 
 // appendValue renders a fetched argument: integers as JSON numbers, hex

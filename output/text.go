@@ -5,7 +5,10 @@ import (
 	"io"
 	"slices"
 	"strconv"
+	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/uprobectl/uprobectl/finder"
 	"github.com/uprobectl/uprobectl/perfevent"
@@ -107,7 +110,7 @@ func (t *Text) Hit(h *session.Hit) {
 	b = append(b, " ["...)
 	b = strconv.AppendInt(b, int64(h.CPU), 10)
 	b = append(b, "] "...)
-	b = appendName(b, h.Probe.Name())
+	b = appendProbeName(b, h.Probe)
 	for _, v := range h.Payload.Args {
 		b = append(b, ' ')
 		b = appendName(b, v.Name)
@@ -117,6 +120,42 @@ func (t *Text) Hit(h *session.Hit) {
 	b = append(b, '\n')
 	t.buf = b
 	t.write(b)
+}
+
+// appendProbeName appends how a hit names its probe: the probe's name, or
+// for a C++ or Rust function its demangled name, written as in a probe
+// word: "ns::Class::method(int)", "ns::f(int)+0x8", "ns::f(int)%return".
+func appendProbeName(b []byte, p *session.Probe) []byte {
+	t := &p.Target
+	if t.Demangled == "" {
+		return appendName(b, p.Name())
+	}
+	b = appendName(b, t.Demangled) // no allocation: displayName is for the rest
+	if t.Spec != nil && t.Spec.SymbolOffset != 0 {
+		b = append(b, "+0x"...)
+		b = strconv.AppendUint(b, t.Spec.SymbolOffset, 16)
+	}
+	if t.Return {
+		b = append(b, "%return"...)
+	}
+	return b
+}
+
+// displayName is what appendProbeName appends, unescaped.
+func displayName(p *session.Probe) string {
+	t := &p.Target
+	if t.Demangled == "" {
+		return p.Name()
+	}
+	b := []byte(t.Demangled)
+	if t.Spec != nil && t.Spec.SymbolOffset != 0 {
+		b = append(b, "+0x"...)
+		b = strconv.AppendUint(b, t.Spec.SymbolOffset, 16)
+	}
+	if t.Return {
+		b = append(b, "%return"...)
+	}
+	return string(b)
 }
 
 func (t *Text) Stats(st session.Stats) {
@@ -136,6 +175,13 @@ func (t *Text) Summary(st session.Stats, elapsed time.Duration) {
 		if c.n > 0 {
 			fmt.Fprintf(t.status, ", %s %d", c.name, c.n)
 		}
+	}
+	switch e := st.Exit; {
+	case e == nil:
+	case e.Signal != 0:
+		fmt.Fprintf(t.status, "; the command was killed by signal %d (%s): exit code %d", e.Signal, unix.SignalName(syscall.Signal(e.Signal)), e.Code)
+	default:
+		fmt.Fprintf(t.status, "; the command exited with code %d", e.Code)
 	}
 	fmt.Fprintln(t.status)
 }

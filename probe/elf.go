@@ -22,6 +22,12 @@ type Symbol struct {
 	Offset  uint64 // file offset of the first instruction: what the kernel is given
 	IFunc   bool   // STT_GNU_IFUNC: Value is the resolver, not the function
 	Dynamic bool   // listed in .dynsym (exported)
+
+	// Demangled is the C++ or Rust name of a mangled Name, as
+	// github.com/ianlancetaylor/demangle prints it ("ns::Class::method(int)"
+	// for _ZN2ns5Class6methodEi); "" when Name is not mangled.
+	Demangled string
+	demangled demangledNames // the forms probe words are matched against
 }
 
 // VersionedName returns the name as readelf shows it: name, name@@VERSION
@@ -213,6 +219,7 @@ func (img *elfImage) toSymbol(es elf.Symbol, isDynamic bool) (Symbol, bool) {
 			s.Version, s.Hidden = strings.TrimPrefix(ver, "@"), !strings.HasPrefix(ver, "@")
 		}
 	}
+	s.Demangled, s.demangled = demangleNames(s.Name)
 	return s, true
 }
 

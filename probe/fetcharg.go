@@ -2,6 +2,7 @@ package probe
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -16,7 +17,9 @@ import (
 //	%REG                 an x86-64 register as the kernel names it: ax bx cx dx si di
 //	                     bp sp r8..r15 ip flags cs ss orig_ax (no r/e prefix)
 //	arg1..arg6           aliases for %di %si %dx %cx %r8 %r9 (the x86-64 C ABI),
-//	                     also inside dereferences: +0(arg2) is +0(%si)
+//	                     also inside dereferences: +0(arg2) is +0(%si); in a Go
+//	                     binary arg1..arg9 are %ax %bx %cx %di %si %r8 %r9 %r10
+//	                     %r11 (Go's register ABI, see golang.go)
 //	$stack, $stackN      the stack pointer, the Nth word on the stack
 //	$comm                the task's comm (a string)
 //	$retval              the return value (%return probes only)
@@ -35,7 +38,7 @@ import (
 // probes, where the argument registers no longer hold the arguments.
 type Arg struct {
 	Name  string // final argument name (explicit, or derived; unique within the probe)
-	Expr  string // kernel expression after alias translation, e.g. "%di", "+0(%si)", "$retval"
+	Expr  string // kernel expression after alias translation, e.g. "%di", "+0(%si)", "$retval"; ParseSpec leaves arg7..arg9 as written (registers only in Go's ABI), Resolve translates them for the file or refuses them
 	Type  string // kernel type, e.g. "u64", "string", "s32"; "" means kernel default (x64)
 	Given string // the text the user wrote, for error messages
 }
@@ -89,8 +92,28 @@ var x86Registers = map[string]bool{
 	"orig_ax": true, "ip": true, "cs": true, "flags": true, "sp": true, "ss": true,
 }
 
-// abiArgRegisters are the x86-64 System V integer argument registers.
-var abiArgRegisters = [...]string{"%di", "%si", "%dx", "%cx", "%r8", "%r9"}
+// An argABI says which registers the aliases argN name: the calling
+// convention of the probed functions.
+type argABI struct {
+	regs []string // argN is regs[N-1]
+	// pending: arg(len(regs)+1)..arg(pending) are left as written, for
+	// Resolve to translate once it knows the file (ParseSpec's ABI).
+	pending int
+	// tooFar explains argN past the registers.
+	tooFar func(s string, n int) error
+}
+
+var (
+	// cABI is the x86-64 System V C ABI: six integer argument registers.
+	cABI = &argABI{regs: []string{"%di", "%si", "%dx", "%cx", "%r8", "%r9"}, tooFar: func(s string, n int) error {
+		return fmt.Errorf("%s is passed on the stack, not in a register: at the function entry write $stack%d", s, n-6)
+	}}
+	// specABI is what ParseSpec applies before the file is known: the C
+	// ABI, with arg7..arg9 kept for Go binaries (see goABI).
+	specABI = &argABI{regs: cABI.regs, pending: len(goArgRegisters), tooFar: func(s string, n int) error {
+		return fmt.Errorf("%s is passed on the stack, not in a register (x86-64 C functions take 6 arguments in registers, Go functions 9): at the function entry read it with $stackN", s)
+	}}
+)
 
 // reservedArgNames are field names every uprobe event already has
 // (reserved_field_names in trace_probe.c). Any common_ prefix is refused too.
@@ -121,6 +144,11 @@ func argError(word, text, format string, args ...any) error {
 
 // parseArgs validates and translates the argument tokens of a probe word.
 func parseArgs(toks []string, isReturn bool, word string) ([]Arg, error) {
+	return parseArgsABI(toks, isReturn, word, specABI)
+}
+
+// parseArgsABI is parseArgs with argN translated by abi.
+func parseArgsABI(toks []string, isReturn bool, word string, abi *argABI) ([]Arg, error) {
 	if len(toks) > maxArgs {
 		return nil, newError(ErrBadArg, "bad probe %q: %d fetch arguments, the kernel takes at most %d",
 			word, len(toks), maxArgs)
@@ -129,7 +157,7 @@ func parseArgs(toks []string, isReturn bool, word string) ([]Arg, error) {
 	hints := make([]string, 0, len(toks)) // derived-name hints, "" when named
 	used := map[string]bool{}
 	for _, tok := range toks {
-		a, hint, err := parseArg(tok, isReturn)
+		a, hint, err := parseArg(tok, isReturn, abi)
 		if err != nil {
 			return nil, argError(word, tok, "%v", err)
 		}
@@ -213,7 +241,7 @@ func (a Arg) recordSize() int {
 // parseArg parses one "[NAME=]EXPR[:TYPE]". It returns the argument (Name
 // empty when none was given) and, for an unnamed argument, a name derived
 // from the expression ("" when the position should be used).
-func parseArg(text string, isReturn bool) (Arg, string, error) {
+func parseArg(text string, isReturn bool, abi *argABI) (Arg, string, error) {
 	a := Arg{Given: text}
 	body := text
 	if eq := strings.IndexByte(text, '='); eq >= 0 {
@@ -243,7 +271,7 @@ func parseArg(text string, isReturn bool) (Arg, string, error) {
 	if hasType && typ == "" {
 		return a, "", fmt.Errorf("missing type after ':'")
 	}
-	translated, kind, err := parseExpr(expr, isReturn, 0)
+	translated, kind, err := parseExpr(expr, isReturn, 0, abi)
 	if err != nil {
 		return a, "", err
 	}
@@ -288,7 +316,7 @@ func derivedName(expr string, kind exprKind) string {
 
 // parseExpr validates one fetch expression and returns it with the argN
 // aliases translated to registers, and the kind of its outermost operation.
-func parseExpr(s string, isReturn bool, depth int) (string, exprKind, error) {
+func parseExpr(s string, isReturn bool, depth int, abi *argABI) (string, exprKind, error) {
 	switch s[0] {
 	case '%':
 		return s, kindRegister, checkRegister(s[1:])
@@ -297,12 +325,12 @@ func parseExpr(s string, isReturn bool, depth int) (string, exprKind, error) {
 	case '@':
 		return parseAddress(s)
 	case '+', '-':
-		return parseDeref(s, isReturn, depth)
+		return parseDeref(s, isReturn, depth, abi)
 	case '\\':
 		return parseImmediate(s)
 	}
 	if n, ok := strings.CutPrefix(s, "arg"); ok && n != "" && allDigits(n) {
-		return aliasRegister(s, n, isReturn)
+		return aliasRegister(s, n, isReturn, abi)
 	}
 	return "", 0, fmt.Errorf("unknown fetch argument %q: write %%REG, argN, $stackN, $comm, $retval, +OFF(EXPR), @ADDR or \\IMM", s)
 }
@@ -335,17 +363,34 @@ func checkRegister(reg string) error {
 }
 
 // aliasRegister translates argN (n is the digits) to its ABI register.
-func aliasRegister(s, n string, isReturn bool) (string, exprKind, error) {
+func aliasRegister(s, n string, isReturn bool, abi *argABI) (string, exprKind, error) {
 	i, err := strconv.Atoi(n)
 	switch {
 	case err != nil || i < 1:
 		return "", 0, fmt.Errorf("%s: arguments are numbered from arg1", s)
-	case i > len(abiArgRegisters):
-		return "", 0, fmt.Errorf("%s is passed on the stack, not in a register: at the function entry write $stack%d", s, i-len(abiArgRegisters))
+	case i > len(abi.regs) && i > abi.pending:
+		return "", 0, abi.tooFar(s, i)
 	case isReturn:
 		return "", 0, fmt.Errorf("%s is not available on a %%return probe: the argument registers are reused by then; fetch it on the entry probe", s)
+	case i > len(abi.regs):
+		return s, kindRegister, nil // pending: Resolve translates it
 	}
-	return abiArgRegisters[i-1], kindRegister, nil
+	return abi.regs[i-1], kindRegister, nil
+}
+
+// argsFor translates the fetch arguments of spec for a file whose functions
+// follow abi: ParseSpec could not know it (argN names other registers in a
+// Go binary). Arguments built by hand, without the text the user wrote,
+// are taken as they are.
+func argsFor(spec *Spec, abi *argABI) ([]Arg, error) {
+	toks := make([]string, len(spec.Args))
+	for i, a := range spec.Args {
+		if a.Given == "" {
+			return slices.Clone(spec.Args), nil
+		}
+		toks[i] = a.Given
+	}
+	return parseArgsABI(toks, spec.Return, spec.Raw, abi)
 }
 
 // parseVariable handles $comm, $retval, $stack, $stackN and refuses $argN.
@@ -394,7 +439,7 @@ func parseAddress(s string) (string, exprKind, error) {
 }
 
 // parseDeref handles [+-][u]OFF(EXPR), recursively.
-func parseDeref(s string, isReturn bool, depth int) (string, exprKind, error) {
+func parseDeref(s string, isReturn bool, depth int, abi *argABI) (string, exprKind, error) {
 	sign, rest := s[:1], s[1:]
 	user := ""
 	if strings.HasPrefix(rest, "u") {
@@ -422,7 +467,7 @@ func parseDeref(s string, isReturn bool, depth int) (string, exprKind, error) {
 	if depth+1 > maxDerefDepth {
 		return "", 0, fmt.Errorf("dereferences nested more than %d deep", maxDerefDepth)
 	}
-	in, kind, err := parseExpr(inner, isReturn, depth+1)
+	in, kind, err := parseExpr(inner, isReturn, depth+1, abi)
 	if err != nil {
 		return "", 0, err
 	}

@@ -145,7 +145,7 @@ func TestFetchArgErrors(t *testing.T) {
 		{"stack out of range", "BIN:fn $stack99999999999", "out of range"},
 		{"stackx", "BIN:fn $stackx", "unknown variable"},
 		{"arg0", "BIN:fn arg0", "numbered from arg1"},
-		{"arg7", "BIN:fn arg7", "arg7 is passed on the stack, not in a register: at the function entry write $stack1"},
+		{"arg10", "BIN:fn arg10", "arg10 is passed on the stack, not in a register (x86-64 C functions take 6 arguments in registers, Go functions 9)"}, // arg7..arg9: by the file, see TestGoArgs
 		{"alias on return", "BIN:fn%return arg1", "not available on a %return probe"},
 		{"bare word", "BIN:fn foo", `unknown fetch argument "foo"`},
 		{"deref without parens", "BIN:fn +0%di", "needs parentheses"},

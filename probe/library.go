@@ -15,6 +15,10 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/uprobectl/uprobectl/internal/procfs"
 )
@@ -36,14 +40,24 @@ var libraryDirs = []string{
 // unversioned development link "libc.so" (often a linker script: only
 // x86-64 ELF files are taken). Names are looked up in order:
 //
-//  1. when opts.PID > 0, the files mapped by that process (/proc/PID/maps),
-//     by file name, then for a soname by each mapped file's DT_SONAME;
-//  2. for a name that does not look like a library (no "lib" prefix, no
+//  1. when opts.PID > 0 (and no opts.Program), the files mapped by that
+//     process (/proc/PID/maps), by file name, then for a soname by each
+//     mapped file's DT_SONAME;
+//  2. when the program is known (opts.Program, or /proc/PID/exe): the
+//     program itself when the name is its file name, then the directories
+//     its dynamic loader searches first, as ld.so does: DT_RPATH (when it
+//     has no DT_RUNPATH), LD_LIBRARY_PATH (of /proc/PID/environ, or of
+//     this process for opts.Program), DT_RUNPATH; $ORIGIN is the program's
+//     directory;
+//  3. for a name that does not look like a library (no "lib" prefix, no
 //     ".so"), such as "bash": the directories of $PATH;
-//  3. /etc/ld.so.cache (x86-64 entries; plain entries before glibc-hwcaps
+//  4. /etc/ld.so.cache (x86-64 entries; plain entries before glibc-hwcaps
 //     variants);
-//  4. the standard directories /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu
+//  5. the standard directories /lib/x86_64-linux-gnu /usr/lib/x86_64-linux-gnu
 //     /lib64 /usr/lib64 /lib /usr/lib.
+//
+// Probe words use [ResolveLibraries], which adds, for a bare name in the
+// default scope, the other files of that name running processes map.
 //
 // When opts.Root is set, every path above except /proc/PID/maps is read
 // inside Root (absolute symlinks start again at Root), and the returned path
@@ -62,11 +76,14 @@ func ResolveLibrary(name string, opts ResolveOptions) (string, error) {
 			return "", newError(ErrBadSpec, "library name %q contains %s at position %d", name, why, i+1)
 		}
 	}
-	r := &libResolver{name: name, root: cleanRoot(opts.Root), pid: opts.PID}
+	r := &libResolver{name: name, root: cleanRoot(opts.Root), pid: opts.PID, program: opts.Program}
 	isLibrary := strings.HasPrefix(name, "lib") || strings.Contains(name, ".so")
 	sources := []func() string{}
-	if opts.PID > 0 {
+	if opts.PID > 0 && opts.Program == "" {
 		sources = append(sources, r.fromMaps)
+	}
+	if opts.PID > 0 || opts.Program != "" {
+		sources = append(sources, r.fromProgram)
 	}
 	if !isLibrary {
 		sources = append(sources, r.fromPATH)
@@ -98,10 +115,105 @@ func ResolveLibrary(name string, opts ResolveOptions) (string, error) {
 
 // libResolver holds one ResolveLibrary lookup.
 type libResolver struct {
-	name   string
-	root   string // "" for the host root, else a clean directory
-	pid    int
-	looked []string // the places searched, for the error message
+	name    string
+	root    string // "" for the host root, else a clean directory
+	pid     int
+	program string   // the program whose loader paths come first (run), as a host path
+	looked  []string // the places searched, for the error message
+}
+
+// fromProgram looks where the program's own dynamic loader looks first:
+// the program itself for its own name, then DT_RPATH, LD_LIBRARY_PATH and
+// DT_RUNPATH in the loader's order.
+func (r *libResolver) fromProgram() string {
+	prog := r.program // a host path
+	if prog == "" {
+		exe, err := procfs.New("").Exe(r.pid)
+		if err != nil || !path.IsAbs(exe) || strings.HasSuffix(exe, " (deleted)") {
+			return ""
+		}
+		if prog, err = resolveInRoot(r.root, exe); err != nil {
+			return ""
+		}
+	} else if abs, err := filepath.Abs(prog); err == nil {
+		prog, _ = filepath.EvalSymlinks(abs)
+	}
+	if prog == "" || !isX8664ELF(prog) {
+		return ""
+	}
+	if path.Base(prog) == r.name {
+		return prog
+	}
+	rpath, runpath := loaderPaths(prog)
+	// $ORIGIN is the program's directory as the process sees it.
+	origin := path.Dir(strings.TrimPrefix(prog, r.root))
+	var dirs []string
+	add := func(what, list string) {
+		if list == "" {
+			return
+		}
+		r.looked = append(r.looked, what)
+		for _, d := range strings.Split(list, ":") {
+			d = strings.NewReplacer("${ORIGIN}", origin, "$ORIGIN", origin).Replace(d)
+			if path.IsAbs(d) {
+				dirs = append(dirs, path.Clean(d))
+			}
+		}
+	}
+	if runpath == "" {
+		add("the DT_RPATH of "+prog, rpath)
+	}
+	add("LD_LIBRARY_PATH", r.libraryPathEnv())
+	add("the DT_RUNPATH of "+prog, runpath)
+	var candidates []string
+	for _, dir := range dirs {
+		entries, err := os.ReadDir(r.hostPath(dir))
+		if err != nil {
+			continue
+		}
+		var names []string
+		for _, e := range entries {
+			if _, _, ok := libNameRank(r.name, e.Name()); ok {
+				names = append(names, path.Join(dir, e.Name()))
+			}
+		}
+		candidates = append(candidates, r.rank(names)...)
+	}
+	return r.first(candidates)
+}
+
+// libraryPathEnv returns the LD_LIBRARY_PATH the program runs with: that
+// of /proc/PID/environ, or this process's own for a program it starts.
+func (r *libResolver) libraryPathEnv() string {
+	if r.program != "" || r.pid <= 0 {
+		return os.Getenv("LD_LIBRARY_PATH")
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.pid))
+	if err != nil {
+		return ""
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "LD_LIBRARY_PATH="); ok {
+			return v
+		}
+	}
+	return ""
+}
+
+// loaderPaths returns the DT_RPATH and DT_RUNPATH of the ELF file at p.
+func loaderPaths(p string) (rpath, runpath string) {
+	f, err := elf.Open(p)
+	if err != nil {
+		return "", ""
+	}
+	defer f.Close()
+	if v, err := f.DynString(elf.DT_RPATH); err == nil && len(v) > 0 {
+		rpath = strings.Join(v, ":")
+	}
+	if v, err := f.DynString(elf.DT_RUNPATH); err == nil && len(v) > 0 {
+		runpath = strings.Join(v, ":")
+	}
+	return rpath, runpath
 }
 
 // fromMaps looks among the files the process has mapped.
@@ -376,4 +488,179 @@ func boolInt(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// ResolveLibraries returns every file a library or program name (no '/')
+// means for a probe word, each as a real path.
+//
+// With opts.PID, opts.Program or opts.Root it is the one file
+// [ResolveLibrary] finds: the traced program's own maps and RUNPATH/RPATH
+// win. In the default scope (none of them) it is that file, if the loader
+// finds one, followed by every other distinct file (by device and inode)
+// that a running process maps now under that name: by path file name or
+// by DT_SONAME. For a name without ".so" ("libc", "bash") the names are
+// the given one and the file name and soname of what the loader found.
+// Only files reached at the same path here with the same device and inode
+// as in the process's maps are taken (a process in another mount namespace
+// maps files of its own: trace those with --container-pid), and only
+// x86-64 ELF files (a 32-bit process's libc.so.6 is not). They are sorted
+// by path after the loader's. The error is the loader's when there is no
+// file at all.
+func ResolveLibraries(name string, opts ResolveOptions) ([]string, error) {
+	found, err := ResolveLibrary(name, opts)
+	if opts.PID > 0 || opts.Program != "" || cleanRoot(opts.Root) != "" {
+		if err != nil {
+			return nil, err
+		}
+		return []string{found}, nil
+	}
+	if err != nil && !errors.Is(err, ErrLibraryNotFound) {
+		return nil, err // a bad name
+	}
+	names := map[string]bool{name: true}
+	var files []string
+	seen := map[FileID]bool{}
+	if err == nil {
+		files = append(files, found)
+		if id, ok := fileIDOf(found); ok {
+			seen[id] = true
+		}
+		names[path.Base(found)] = true
+		if so := soname(found); so != "" {
+			names[so] = true
+		}
+	}
+	isLibrary := strings.HasPrefix(name, "lib") || strings.Contains(name, ".so")
+	var more []string
+	for _, m := range mappedFiles() {
+		if seen[m.id] {
+			continue
+		}
+		if !names[path.Base(m.path)] && !(isLibrary && sonameMatches(m.path, names)) {
+			continue
+		}
+		seen[m.id] = true
+		// The path as mapped must still be that file here.
+		real, rerr := filepath.EvalSymlinks(m.path)
+		if id, ok := fileIDOf(real); rerr != nil || !ok || id != m.id || !isX8664ELF(real) || checkKernelPath(real) != nil {
+			continue
+		}
+		more = append(more, real)
+	}
+	slices.Sort(more)
+	files = append(files, slices.Compact(more)...)
+	if len(files) == 0 {
+		return nil, err
+	}
+	return files, nil
+}
+
+// resolveLibraryTargets resolves a spec whose path is a library or program
+// name: in each file [ResolveLibraries] gives. Every file must resolve (a
+// symbol missing from one of them is an error naming it). The targets
+// share one Spec.
+func resolveLibraryTargets(spec Spec, opts ResolveOptions) ([]Target, error) {
+	files, err := ResolveLibraries(spec.Path, opts)
+	if err != nil {
+		return nil, err
+	}
+	var targets []Target
+	var shared *Spec
+	for _, file := range files {
+		o := opts
+		o.file = file
+		ts, err := Resolve(spec, o)
+		if err != nil {
+			if len(files) > 1 {
+				return nil, newError(err, "%v (%s is one of the %d files named %s: %s; give the path of the one to probe)",
+					err, file, len(files), spec.Path, strings.Join(files, ", "))
+			}
+			return nil, err
+		}
+		if len(ts) == 0 {
+			continue
+		}
+		if shared == nil {
+			shared = ts[0].Spec
+		} else {
+			shared.Skipped = append(shared.Skipped, ts[0].Spec.Skipped...)
+		}
+		for i := range ts {
+			ts[i].Spec = shared
+		}
+		targets = append(targets, ts...)
+	}
+	return targets, nil
+}
+
+// mappedFile is a file some process maps: its path there and its identity.
+type mappedFile struct {
+	path string
+	id   FileID
+}
+
+// mappedCache holds the last scan of every process's maps, for a second:
+// 500 probe words of one library scan once.
+var mappedCache struct {
+	sync.Mutex
+	at    time.Time
+	files []mappedFile
+}
+
+// mappedFiles returns the distinct files (by device and inode) that the
+// processes map now, from /proc/*/maps, with the first path seen for each.
+// Deleted files and pseudo mappings are left out.
+func mappedFiles() []mappedFile {
+	mappedCache.Lock()
+	defer mappedCache.Unlock()
+	if mappedCache.files != nil && time.Since(mappedCache.at) < time.Second {
+		return mappedCache.files
+	}
+	fs := procfs.New("")
+	pids, _ := fs.PIDs()
+	self := os.Getpid()
+	seen := map[FileID]bool{}
+	files := []mappedFile{}
+	for _, pid := range pids {
+		if pid == self {
+			continue
+		}
+		maps, err := fs.Maps(pid)
+		if err != nil {
+			continue // gone, or a kernel thread
+		}
+		for _, m := range maps {
+			id := FileID{Dev: m.Dev, Ino: m.Ino}
+			if m.Ino == 0 || seen[id] || !strings.HasPrefix(m.Path, "/") || strings.HasSuffix(m.Path, " (deleted)") {
+				continue
+			}
+			seen[id] = true
+			files = append(files, mappedFile{path: m.Path, id: id})
+		}
+	}
+	mappedCache.at, mappedCache.files = time.Now(), files
+	return files
+}
+
+// sonameMatches reports whether the DT_SONAME of the ELF file at p is one
+// of names. Only files whose name starts like one of names (libc for
+// libc.so.6: libc-2.31.so) are read.
+func sonameMatches(p string, names map[string]bool) bool {
+	base := path.Base(p)
+	for n := range names {
+		stem, _, _ := strings.Cut(n, ".so")
+		if stem != "" && strings.HasPrefix(base, stem) {
+			return names[soname(p)]
+		}
+	}
+	return false
+}
+
+// fileIDOf returns the device and inode of the file at p.
+func fileIDOf(p string) (FileID, bool) {
+	var st unix.Stat_t
+	if err := unix.Stat(p, &st); err != nil {
+		return FileID{}, false
+	}
+	return FileID{Dev: st.Dev, Ino: st.Ino}, true
 }

@@ -13,7 +13,9 @@ const maxEventNameLen = 63
 // unique within targets and valid for tracefs: [A-Za-z0-9_] only, starting
 // with a letter or '_', at most 63 characters.
 //
-// The name is the symbol, sanitized (malloc); "_0x10" is appended for a
+// The name is the symbol, sanitized (malloc), or for a C++ or Rust symbol
+// its demangled name without return type, compacted
+// (ns::Class::method(int) gives ns_Class_method_int); "_0x10" is appended for a
 // symbol offset (malloc_0x10) and a raw file offset gives off_0x1139; a
 // return probe ends in "__return". Duplicates get "_2", "_3", ... in the
 // order of targets. Events already set are overwritten.
@@ -50,7 +52,12 @@ func eventBase(t *Target) string {
 	if t.Symbol == "" {
 		return fmt.Sprintf("off_0x%x", t.Offset)
 	}
-	base := sanitizeEventName(t.Symbol)
+	base := ""
+	if _, forms := demangleNames(t.Symbol); forms.noReturn != "" {
+		base = compactEventName(forms.noReturn) // ns::Class::method(int) -> ns_Class_method_int
+	} else {
+		base = sanitizeEventName(t.Symbol)
+	}
 	if t.Spec != nil && t.Spec.SymbolOffset != 0 {
 		base += fmt.Sprintf("_0x%x", t.Spec.SymbolOffset)
 	}
@@ -74,6 +81,24 @@ func sanitizeEventName(s string) string {
 		name = "_" + name
 	}
 	return name
+}
+
+// compactEventName is sanitizeEventName for a demangled name: each run of
+// bytes outside [A-Za-z0-9_] becomes one '_', and none is left at the end.
+func compactEventName(s string) string {
+	var b strings.Builder
+	replaced := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteByte(c)
+			replaced = false
+		} else if !replaced {
+			b.WriteByte('_')
+			replaced = true
+		}
+	}
+	return sanitizeEventName(strings.TrimSuffix(b.String(), "_"))
 }
 
 // fitName joins base and suffix, cutting base so that the result fits.

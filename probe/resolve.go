@@ -3,6 +3,7 @@ package probe
 import (
 	"cmp"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
@@ -13,13 +14,15 @@ import (
 // Target is one concrete probe location after resolution (a glob gives
 // many). The orchestrator writes it to uprobe_events as
 // "p:GROUP/Event KernelPath:0xOffset Args[i].Fetch()..." ("r:" when
-// Return).
+// Return), or, for a return probe with ReturnSites (a Go function), one
+// "p:" line at each of them with $retval read from RAX
+// ([RetvalInRegister]): see golang.go.
 type Target struct {
 	Spec   *Spec  // the spec it came from
 	Path   string // absolute path of the ELF file probed (symlinks resolved): for people, and for watching the path; never given to the kernel
 	Symbol string // the concrete symbol ("" for a raw file offset)
-	Offset uint64 // file offset the kernel gets: KernelPath:0xOffset
-	Return bool   // a return probe (uretprobe)
+	Offset uint64 // file offset the kernel gets: KernelPath:0xOffset (with ReturnSites: the function's entry, for people)
+	Return bool   // a return probe (uretprobe, unless ReturnSites)
 	Args   []Arg  // the spec's fetch arguments
 	Event  string // event name for tracefs, set by AssignEventNames
 
@@ -30,6 +33,19 @@ type Target struct {
 	KernelPath string
 	File       FileID // the device and inode of that open file: the one the kernel binds
 	Overlay    bool   // that file is on overlayfs (the kernel binds the file underneath)
+
+	// Go: the file was built by the Go toolchain (see golang.go): argN
+	// names Go's argument registers, an entry probe is past the
+	// stack-growth check, and a return probe has ReturnSites.
+	Go bool
+	// ReturnSites are the file offsets of the RET instructions of a Go
+	// function's return probe: the kernel gets an entry-style probe at
+	// each, never a uretprobe. Hits at any of them are this one probe.
+	ReturnSites []uint64
+
+	// Demangled is Symbol's C++ or Rust name when Symbol is mangled
+	// ("ns::Class::method(int)"); "" otherwise.
+	Demangled string
 }
 
 // ResolveOptions tune Resolve and ResolveLibrary.
@@ -41,11 +57,17 @@ type ResolveOptions struct {
 	// targets name it by KernelPath. The caller closes it once their trace
 	// events are defined. Without it Resolve closes what it opened.
 	Opened *Opened
+
+	// Program, when set, is the program library names are resolved for
+	// (run's command, before it execs): its RUNPATH/RPATH come first.
+	Program string
+	file    string // set by resolveLibraryTargets: the file a library name means here
 }
 
 // Resolve finds the file and the file offsets a spec means.
 //
-// The path is resolved (a name without '/' through [ResolveLibrary]; a
+// The path is resolved (a name without '/' through [ResolveLibraries],
+// which may give several files, each resolved alike; a
 // relative path against the working directory, refused with opts.Root) to a
 // regular x86-64 ELF file with all symlinks resolved inside opts.Root. That
 // file is opened once (inside opts.Root only, whatever the path became
@@ -81,7 +103,13 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 			return nil, err
 		}
 	}
-	file, err := resolveRealPath(spec.Path, opts)
+	if opts.file == "" && !strings.ContainsRune(spec.Path, '/') {
+		return resolveLibraryTargets(spec, opts) // each file the name means (library.go)
+	}
+	file, err := opts.file, error(nil)
+	if file == "" {
+		file, err = resolveRealPath(spec.Path, opts)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -105,15 +133,20 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 	}
 
 	sp := &spec
+	gi := img.goInfo()
+	args, err := argsFor(sp, gi.argABI())
+	if err != nil {
+		return nil, err
+	}
 	var targets []Target
 	if spec.HasFileOffset {
-		t, err := img.resolveFileOffset(sp, syms, opts)
+		t, err := img.resolveFileOffset(sp, syms, opts, gi)
 		if err != nil {
 			return nil, err
 		}
 		targets = []Target{t}
 	} else {
-		targets, err = img.resolveSymbol(sp, syms, opts)
+		targets, err = img.resolveSymbol(sp, syms, opts, gi)
 		if err != nil {
 			return nil, err
 		}
@@ -127,7 +160,9 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 			targets[i].KernelPath = of.kernelPath
 		}
 		targets[i].Return = spec.Return
-		targets[i].Args = slices.Clone(spec.Args)
+		targets[i].Args = slices.Clone(args)
+		targets[i].Go = gi.isGo
+		targets[i].Demangled = Demangle(targets[i].Symbol)
 	}
 	return targets, nil
 }
@@ -196,8 +231,9 @@ func resolveRealPath(p string, opts ResolveOptions) (string, error) {
 }
 
 // resolveSymbol resolves a symbol or glob to one target per offset.
-func (img *elfImage) resolveSymbol(spec *Spec, syms []Symbol, opts ResolveOptions) ([]Target, error) {
-	matches := matchSymbols(syms, spec.Symbol, spec.IsGlob())
+func (img *elfImage) resolveSymbol(spec *Spec, syms []Symbol, opts ResolveOptions, gi goInfo) ([]Target, error) {
+	want, glob := symbolPattern(syms, spec.Symbol, spec.IsGlob())
+	matches := matchSymbols(syms, want, glob)
 	if len(matches) == 0 {
 		return nil, img.notFound(spec)
 	}
@@ -225,19 +261,39 @@ func (img *elfImage) resolveSymbol(spec *Spec, syms []Symbol, opts ResolveOption
 					s.Name, spec.SymbolOffset, img.path, err)
 			}
 		}
-		if why := img.kernelRefuses(s.Offset + spec.SymbolOffset); why != "" {
-			if spec.IsGlob() {
+		t := Target{Symbol: s.Name, Offset: s.Offset + spec.SymbolOffset}
+		if gi.isGo {
+			if why := img.placeGo(&t, s, spec, gi, syms); why != "" {
+				if glob {
+					spec.Skipped = append(spec.Skipped, s.Name+": %return: "+why)
+					continue
+				}
+				return nil, goReturnError(s.Name, img.path, why)
+			}
+		}
+		why, at := "", uint64(0)
+		for _, off := range t.KernelOffsets() {
+			if why, at = img.kernelRefuses(off), off-s.Offset; why != "" {
+				break
+			}
+		}
+		if why != "" {
+			if glob {
 				// A glob takes what can be probed and names the rest.
 				spec.Skipped = append(spec.Skipped, s.Name+": "+why)
 				continue
 			}
 			return nil, newError(ErrRefused, "the kernel cannot put a uprobe on %s+0x%x in %s: %s; probe a later instruction (SYMBOL+OFF) or the caller",
-				s.Name, spec.SymbolOffset, img.path, why)
+				s.Name, at, img.path, why)
 		}
-		targets = append(targets, Target{Symbol: s.Name, Offset: s.Offset + spec.SymbolOffset})
+		targets = append(targets, t)
 	}
 	if len(targets) == 0 {
-		return nil, newError(ErrRefused, "the kernel cannot put a uprobe on any function that matches %q in %s", spec.Symbol, img.path)
+		why := spec.Skipped[0]
+		if n := len(spec.Skipped); n > 1 {
+			why += fmt.Sprintf(" (and %d more)", n-1)
+		}
+		return nil, newError(ErrRefused, "no function that matches %q in %s can be probed: %s", spec.Symbol, img.path, why)
 	}
 	return targets, nil
 }
@@ -267,23 +323,25 @@ func (img *elfImage) strippedNote() string {
 
 // matchSymbols returns the functions a symbol or glob means. "name@VER" and
 // "name@@VER" select a version; otherwise a name's hidden versions are
-// dropped when it has a default or unversioned one.
+// dropped when it has a default or unversioned one. C++ and Rust symbols
+// are matched by their demangled names too (see demangle.go): an exact name
+// that is no ELF name is looked up among the demangled ones.
 func matchSymbols(syms []Symbol, want string, glob bool) []Symbol {
 	name, version, hasVersion := strings.Cut(want, "@")
 	version = strings.TrimPrefix(version, "@")
 	var out []Symbol
-	for _, s := range syms {
-		if hasVersion && s.Version != version {
-			continue
-		}
-		if glob {
-			if ok, _ := path.Match(name, s.Name); !ok {
-				continue
+	for _, match := range []func(*Symbol) bool{
+		func(s *Symbol) bool { return glob && s.matchesGlob(name) || !glob && s.matchesName(name) },
+		func(s *Symbol) bool { return !glob && s.matchesDemangled(name) },
+	} {
+		for i := range syms {
+			if s := &syms[i]; (!hasVersion || s.Version == version) && match(s) {
+				out = append(out, *s)
 			}
-		} else if s.Name != name {
-			continue
 		}
-		out = append(out, s)
+		if len(out) > 0 {
+			break
+		}
 	}
 	if hasVersion {
 		return out
@@ -320,13 +378,24 @@ func preferName(a, b Symbol) int {
 }
 
 // resolveFileOffset checks a PATH:0xFILEOFFSET spec.
-func (img *elfImage) resolveFileOffset(spec *Spec, syms []Symbol, opts ResolveOptions) (Target, error) {
+func (img *elfImage) resolveFileOffset(spec *Spec, syms []Symbol, opts ResolveOptions, gi goInfo) (Target, error) {
 	off := spec.FileOffset
 	t := Target{Offset: off}
 	if _, ok := img.execSegment(off); !ok {
 		return t, newError(ErrUnsafeOffset,
 			"offset 0x%x is not in an executable segment of %s, so it can never be hit (see readelf -lW %s)",
 			off, img.path, img.path)
+	}
+	if gi.isGo && spec.Return {
+		// Never a uretprobe in a Go binary, --force or not: its RETs.
+		fn, ok := goEntry(syms, off)
+		if !ok {
+			return t, goReturnError(fmt.Sprintf("offset 0x%x", off), img.path, "it is not the entry of a function of known size, whose RET instructions could be found")
+		}
+		if why := img.placeGo(&t, fn, spec, gi, syms); why != "" {
+			return t, goReturnError(fn.Name, img.path, why)
+		}
+		return t, nil
 	}
 	var inside *Symbol
 	for i := range syms {

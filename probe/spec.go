@@ -19,11 +19,22 @@ import (
 // followed in the same word by fetch arguments separated by spaces or tabs,
 // e.g. 'libc.so.6:malloc size=%di:u64' or 'BIN:fn%return rv=$retval:s32'.
 //
-// PATH is split from the rest at the LAST ':' of the first token, as the
-// kernel itself does for PATH:OFFSET, so a path may contain ':' (symbols never
-// do). PATH without '/' is a library or program name, resolved by
-// [ResolveLibrary]. SYMBOL may name a version, "memcpy@GLIBC_2.2.5"; without
-// one the default version is taken.
+// PATH ends at the first ':' after the last '/' of the first token that is
+// not part of a "::" (precisely: the first colon of the first run of an odd
+// number of colons), so a directory name may contain ':' and a C++ name may
+// contain "::" (a single ':' after that one, as in "[abi:cxx11]", belongs
+// to the symbol): "/opt/a:b/app:ns::f(int)" is PATH "/opt/a:b/app" and
+// SYMBOL "ns::f(int)". A file name with a ':' of its own cannot be written:
+// probe it through a symlink. PATH without '/' is a library or program
+// name, resolved by [ResolveLibrary]. SYMBOL may name a version,
+// "memcpy@GLIBC_2.2.5"; without one the default version is taken.
+//
+// SYMBOL may be a demangled C++ or Rust name, written without spaces
+// ("ns::f(int,int)", matched against the demangled name with its spaces
+// removed; see demangle.go). '+' starts an offset unless it belongs to an
+// operator name ("operator+", "operator+=", "operator++"), and '%' starts
+// the %return suffix unless it follows "operator". A '[' is a glob class:
+// write "\[" for a literal one ("f\[abi:cxx11\]()").
 type Spec struct {
 	Raw           string // the word as given
 	Path          string // as written: absolute/relative path, or a library name such as "libc.so.6" or "libc"
@@ -86,10 +97,7 @@ func (s *Spec) parseLocation(loc string) error {
 	bad := func(format string, args ...any) error {
 		return newError(ErrBadSpec, "bad probe %q: "+format, append([]any{s.Raw}, args...)...)
 	}
-	if strings.Contains(loc, "::") {
-		return bad("C++ qualified names are not supported: use the mangled name (list them: uprobectl symbols PATH)")
-	}
-	colon := strings.LastIndexByte(loc, ':')
+	colon := pathColon(loc)
 	if colon < 0 {
 		return bad("missing ':' between path and symbol; write PATH:SYMBOL, e.g. libc.so.6:malloc or /usr/bin/bash:readline")
 	}
@@ -101,7 +109,7 @@ func (s *Spec) parseLocation(loc string) error {
 		s.Return = true
 		loc = rest
 	}
-	if i := strings.IndexByte(loc, '%'); i >= 0 {
+	if i := suffixPercent(loc); i >= 0 {
 		return bad("unknown suffix %q: the only suffix is %%return", loc[i:])
 	}
 	if loc == "" {
@@ -119,7 +127,7 @@ func (s *Spec) parseLocation(loc string) error {
 	}
 
 	sym := loc
-	if plus := strings.LastIndexByte(loc, '+'); plus >= 0 {
+	if plus := strings.LastIndexByte(loc, '+'); plus >= 0 && !inOperatorName(loc, plus) {
 		sym = loc[:plus]
 		off, err := parseUnsigned(loc[plus+1:])
 		if err != nil {
@@ -130,8 +138,9 @@ func (s *Spec) parseLocation(loc string) error {
 	if sym == "" {
 		return bad("missing symbol before %q", loc)
 	}
-	if strings.IndexByte(sym, '/') >= 0 {
-		return bad("symbol %q contains '/'; write PATH:SYMBOL", sym)
+	// A Go name holds '/' (a package path: net/http.(*conn).serve).
+	if strings.IndexByte(sym, '/') >= 0 && strings.Contains(sym, "::") {
+		return bad("symbol %q contains '/'; write PATH:SYMBOL (for a C++ operator/ give the mangled name, or '?' in place of the '/')", sym)
 	}
 	s.Symbol = sym
 	if s.IsGlob() {
@@ -143,6 +152,68 @@ func (s *Spec) parseLocation(loc string) error {
 		return bad("a %%return probe must be on the function entry: drop +0x%x (a uretprobe at another offset never sees the return)", s.SymbolOffset)
 	}
 	return nil
+}
+
+// pathColon returns the index of the ':' that ends PATH in loc, or -1: the
+// first colon of the first odd-length run of colons after the last '/'
+// ("::" is a C++ scope), or, when there is none after it, the first colon
+// of the last odd-length run before it: the symbol then holds a '/', as a
+// Go name with a package path does ("/opt/a:b/srv:net/http.(*conn).serve").
+func pathColon(loc string) int {
+	if i := oddColon(loc, strings.LastIndexByte(loc, '/')+1); i >= 0 {
+		return i
+	}
+	last := -1
+	for i := oddColon(loc, 0); i >= 0; i = oddColon(loc, i+1) {
+		last = i
+	}
+	return last
+}
+
+// oddColon returns the first colon of the first odd-length run of colons
+// in loc[from:], or -1.
+func oddColon(loc string, from int) int {
+	for i := from; i < len(loc); {
+		if loc[i] != ':' {
+			i++
+			continue
+		}
+		j := i
+		for j < len(loc) && loc[j] == ':' {
+			j++
+		}
+		if (j-i)%2 == 1 {
+			return i
+		}
+		i = j
+	}
+	return -1
+}
+
+// inOperatorName reports whether the byte at i of a symbol ('+' or '%')
+// belongs to a C++ operator name: operator+, operator+=, operator++,
+// operator%, operator%=. A '+' followed by a digit starts an offset all the
+// same: "ns::operator++0x10" is operator+ at +0x10.
+func inOperatorName(sym string, i int) bool {
+	before := sym[:i]
+	if sym[i] == '%' {
+		return strings.HasSuffix(before, "operator")
+	}
+	if i+1 < len(sym) && sym[i+1] >= '0' && sym[i+1] <= '9' {
+		return false
+	}
+	return strings.HasSuffix(before, "operator") || strings.HasSuffix(before, "operator+")
+}
+
+// suffixPercent returns the index of the first '%' of sym that is not part
+// of an operator name, or -1.
+func suffixPercent(sym string) int {
+	for i := 0; i < len(sym); i++ {
+		if sym[i] == '%' && !inOperatorName(sym, i) {
+			return i
+		}
+	}
+	return -1
 }
 
 // splitWord splits on spaces and tabs only. Other blanks were refused before.

@@ -29,7 +29,7 @@ type probeSet struct {
 	probes     []*Probe
 	traces     []*traceEvent
 	traceCount int                                    // trace events defined, for their names
-	planned    int // probes being defined at start, for progress
+	planned    int                                    // probes being defined at start, for progress
 	count      atomic.Int64                           // len(probes), for Stats without mu
 	byID       atomic.Pointer[map[uint64]*traceEvent] // trace event id -> its probes; replaced, never changed
 }
@@ -116,6 +116,7 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 	type shareKey struct {
 		file   probe.FileID
 		ret    bool
+		atRET  bool // a Go return probe: entry-style probes on its RETs
 		fetchs string
 	}
 	shared := map[shareKey]*traceEvent{}
@@ -127,6 +128,13 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 		if t.Return && retvalArg(t.Args) == "" {
 			t.Args = append(slices.Clip(t.Args), probe.Arg{Name: "retval", Expr: "$retval", Type: "s64", Given: "$retval"})
 		}
+		retval := retvalArg(t.Args)
+		atRET := len(t.ReturnSites) > 0
+		if atRET {
+			// A Go function's return: no uretprobe (Go would crash), a
+			// p: probe on each RET, where $retval is in RAX.
+			t.Args = probe.RetvalInRegister(t.Args)
+		}
 		args := make([]string, len(t.Args))
 		for j, a := range t.Args {
 			args[j] = a.Fetch()
@@ -134,24 +142,27 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 		if t.KernelPath == "" || t.File == (probe.FileID{}) {
 			return nil, fmt.Errorf("internal error: %s was not opened by probe.Resolve with an Opened", t.Path)
 		}
-		key := shareKey{t.File, t.Return, strings.Join(args, " ")}
+		key := shareKey{t.File, t.Return, atRET, strings.Join(args, " ")}
 		te := shared[key]
 		if te == nil {
 			ps.traceCount++
-			te = &traceEvent{name: traceEventName(ps.traceCount, t), file: finder.FileID(t.File), retval: retvalArg(t.Args), byOffset: map[uint64]*Probe{}}
+			te = &traceEvent{name: traceEventName(ps.traceCount, t), file: finder.FileID(t.File), retval: retval, byOffset: map[uint64]*Probe{}}
 			shared[key] = te
 			traces = append(traces, te)
 		}
-		if te.byOffset[t.Offset] != nil {
+		offsets := t.KernelOffsets() // a Go return: its RETs, all one probe
+		if te.byOffset[offsets[0]] != nil {
 			continue // the same function named twice: one probe
 		}
 		p := &Probe{Target: t, trace: te, binary: display(t.Path)}
 		te.probes = append(te.probes, p)
-		te.byOffset[t.Offset] = p
 		probes = append(probes, p)
-		// te's first target's file: the same inode (shareKey), and one
-		// descriptor per inode (probe.Opened).
-		specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: te.probes[0].Target.KernelPath, Offset: t.Offset, Return: t.Return, Args: args})
+		for _, off := range offsets {
+			te.byOffset[off] = p
+			// te's first target's file: the same inode (shareKey), and one
+			// descriptor per inode (probe.Opened).
+			specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: te.probes[0].Target.KernelPath, Offset: off, Return: t.Return && !atRET, Args: args})
+		}
 	}
 	events, err := ps.fs.Define(ps.group, specs)
 	if err != nil {

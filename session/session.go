@@ -60,6 +60,9 @@ type Config struct {
 	Log io.Writer
 	// StatsInterval, if set, has the sink report the counters that often.
 	StatsInterval time.Duration
+	// Program is run's command (its program file): library names in the
+	// probes resolve through its RUNPATH/RPATH first, as its loader will.
+	Program string
 }
 
 // perProcess: arm chosen processes only (--pid, run), not every mapper.
@@ -178,6 +181,10 @@ type Stats struct {
 
 	// Own resources, to show they stay bounded on a long run.
 	FDs, Goroutines int
+
+	// Exit is how the command of `run` ended, for the summary; nil
+	// otherwise (attach, and the periodic stats).
+	Exit *ExitStatus
 }
 
 // Session is one attach. Each part owns its own state: probes (trace
@@ -387,7 +394,7 @@ func (s *Session) resolveOptions() probe.ResolveOptions {
 	if len(s.cfg.PIDs) > 0 {
 		pid = s.cfg.PIDs[0]
 	}
-	return probe.ResolveOptions{PID: pid, Root: s.cfg.Root, Force: s.cfg.Force}
+	return probe.ResolveOptions{PID: pid, Root: s.cfg.Root, Force: s.cfg.Force, Program: s.cfg.Program}
 }
 
 // displayPath is how the traced processes see a resolved path.

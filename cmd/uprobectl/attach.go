@@ -132,7 +132,7 @@ func runAttach(c *cli.Context) error {
 		PIDs:   c.IntSlice("pid"),
 		Follow: c.Bool("follow"),
 		Comm:   c.String("comm"),
-	}, nil)
+	}, nil, nil)
 }
 
 // maxBufferPages is the largest --buffer-pages. The kernel keeps a ring's
@@ -174,8 +174,10 @@ func checkFlags(c *cli.Context) error {
 
 // trace runs a session to its end and tears it down on every way out.
 // release, if not nil, is called once every probe is armed (run lets its
-// command exec then). The flags have passed checkFlags.
-func trace(c *cli.Context, cfg session.Config, release func() error) (err error) {
+// command exec then); exited, if not nil, after the session is closed and
+// before the summary, which carries what it returns (run waits for its
+// command there). The flags have passed checkFlags.
+func trace(c *cli.Context, cfg session.Config, release func() error, exited func() *session.ExitStatus) (err error) {
 	cfg.Force = c.Bool("force")
 	cfg.BufferPages = c.Int("buffer-pages")
 	cfg.StatsInterval = c.Duration("stats-interval")
@@ -241,7 +243,11 @@ func trace(c *cli.Context, cfg session.Config, release func() error) (err error)
 	}
 	runErr := sess.Run(ctx, c.Uint64("max-hits"))
 	closeErr := sess.Close()
-	out.Summary(sess.Stats(), time.Since(started))
+	st := sess.Stats()
+	if exited != nil {
+		st.Exit = exited()
+	}
+	out.Summary(st, time.Since(started))
 	if runErr != nil {
 		return runErr
 	}

@@ -43,6 +43,7 @@ func symbolsCommand() *cli.Command {
 			if err != nil {
 				return badInput(err)
 			}
+			goBinary, _ := probe.IsGoBinary(resolved) // built by Go: see probe/golang.go
 			enc := json.NewEncoder(os.Stdout)
 			tw := tabwriter.NewWriter(os.Stdout, 0, 8, 2, ' ', 0)
 			if !c.Bool("json") {
@@ -50,15 +51,23 @@ func symbolsCommand() *cli.Command {
 			}
 			n := 0
 			for _, s := range syms {
-				if ok, _ := path.Match(glob, s.Name); glob != "" && !ok {
+				if glob != "" && !s.MatchesGlob(glob) {
 					continue
 				}
 				n++
 				if c.Bool("json") {
-					enc.Encode(map[string]any{"binary": resolved, "symbol": s.Name, "offset": s.Offset, "size": s.Size, "ifunc": s.IFunc, "dynamic": s.Dynamic})
+					rec := map[string]any{"binary": resolved, "symbol": s.Name, "offset": s.Offset, "size": s.Size, "ifunc": s.IFunc, "dynamic": s.Dynamic, "go": goBinary}
+					if s.Demangled != "" {
+						rec["demangled"] = s.Demangled
+					}
+					enc.Encode(rec)
 					continue
 				}
-				fmt.Fprintf(tw, "0x%x\t%d\t%s\n", s.Offset, s.Size, s.Name)
+				name := s.Name
+				if s.Demangled != "" {
+					name = s.Demangled
+				}
+				fmt.Fprintf(tw, "0x%x\t%d\t%s\n", s.Offset, s.Size, name)
 			}
 			tw.Flush()
 			if n == 0 {

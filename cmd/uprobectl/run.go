@@ -5,10 +5,12 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"runtime"
 	"slices"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -63,8 +65,10 @@ func runCommand() *cli.Command {
 		Description: `The command is started stopped before exec; its perf events are opened with
 enable_on_exec, so no hit is missed from its first instruction on, and its
 children and threads are traced too. The run ends when the command exits;
-the summary carries its exit code. Use --output to keep hits apart from the
-command's own output.
+uprobectl then exits with the command's exit status (128 + N when signal N
+killed it), and the summary carries it ("exit_code", "signal" in JSON).
+Library names resolve through the command's own RUNPATH/RPATH first. Use
+--output to keep hits apart from the command's own output.
 
    uprobectl run --json 'libc.so.6:malloc size=arg1:u64' -- ./server --port 8080`,
 		Flags:  withEnv(traceFlags()),
@@ -96,7 +100,8 @@ func runRun(c *cli.Context) error {
 	if len(probes) == 0 {
 		return usageError(errors.New("run: name at least one probe before -- (or give --probes-file, $UPROBECTL_PROBES)"))
 	}
-	if _, err := exec.LookPath(command[0]); err != nil {
+	program, err := exec.LookPath(command[0])
+	if err != nil {
 		return session.Classify(session.ErrBadInput, fmt.Errorf("run: %w", err))
 	}
 
@@ -112,24 +117,87 @@ func runRun(c *cli.Context) error {
 	launcher.Env = append(os.Environ(), launchEnv+"=3")
 	launcher.ExtraFiles = []*os.File{waitEnd}
 	launcher.Stdin, launcher.Stdout, launcher.Stderr = os.Stdin, os.Stdout, os.Stderr
+	// Signals that reach uprobectl while the command runs: the first ends
+	// the tracing (trace), and the command gets them too (see waitCommand).
+	signals := make(chan os.Signal, 8)
+	signal.Notify(signals, os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(signals)
 	if err := launcher.Start(); err != nil {
 		return fmt.Errorf("run: start %s: %w", command[0], err)
 	}
 	waitEnd.Close()
 	released := false
-	defer func() {
-		if !released {
-			goEnd.Close() // the launcher exits without running the command
+	var status *session.ExitStatus
+	wait := func() *session.ExitStatus {
+		if status == nil {
+			status = waitCommand(launcher.Process, command[0], signals, c.Bool("quiet"))
 		}
-		state, _ := launcher.Process.Wait()
-		if state != nil && released {
-			fmt.Fprintf(os.Stderr, "uprobectl run: %s exited: %s\n", command[0], state)
-		}
-	}()
-	return trace(c, session.Config{Probes: probes, Launch: launcher.Process.Pid}, func() error {
+		return status
+	}
+	err = trace(c, session.Config{Probes: probes, Launch: launcher.Process.Pid, Program: program}, func() error {
 		released = true
 		_, err := goEnd.Write([]byte{1})
 		goEnd.Close()
 		return err
-	})
+	}, wait)
+	if !released {
+		goEnd.Close() // the launcher exits without running the command
+		launcher.Process.Wait()
+		return err
+	}
+	wait() // trace failed before its summary: the command still ends first
+	if err != nil {
+		return err
+	}
+	if status.Code != 0 {
+		// uprobectl's own exit code is the command's: 7 for exit 7, 143
+		// for SIGTERM. Everything is flushed and torn down by now.
+		os.Exit(status.Code)
+	}
+	return nil
+}
+
+// waitCommand waits for the command to exit and returns how it ended. The
+// tracing is over by then (the command exited, or --duration, --max-hits
+// or a signal ended it). A signal uprobectl received is passed on to the
+// command if the command is still running half a second later (from a
+// terminal both got it already), and so is every signal received while
+// waiting: Ctrl-C or a SIGTERM to uprobectl reaches the command, whose
+// status uprobectl then exits with.
+func waitCommand(p *os.Process, name string, signals <-chan os.Signal, quiet bool) *session.ExitStatus {
+	done := make(chan *os.ProcessState, 1)
+	go func() {
+		state, _ := p.Wait()
+		done <- state
+	}()
+	var pending os.Signal
+	select {
+	case sig := <-signals:
+		pending = sig
+	default:
+	}
+	if pending != nil {
+		select {
+		case state := <-done:
+			return session.ExitStatusOf(state)
+		case <-time.After(500 * time.Millisecond):
+			p.Signal(pending)
+		}
+	}
+	select {
+	case state := <-done: // it exited: its parent hears of it just after its last record
+		return session.ExitStatusOf(state)
+	case <-time.After(250 * time.Millisecond):
+	}
+	if !quiet {
+		fmt.Fprintf(os.Stderr, "uprobectl run: tracing ended; waiting for %s (pid %d) to exit\n", name, p.Pid)
+	}
+	for {
+		select {
+		case state := <-done:
+			return session.ExitStatusOf(state)
+		case sig := <-signals:
+			p.Signal(sig)
+		}
+	}
 }

@@ -119,6 +119,16 @@ func Build(t testing.TB, dir, variant string) string {
 		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "zombie.c")}}
 	case "swapper":
 		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "swapper.c"), "-ldl"}}
+	case "gotarget":
+		// A Go program (gotarget/main.go, under testdata so the module's
+		// go vet and go test skip it), built like a user's: optimized.
+		cmds = [][]string{{"go", "build", "-o", out, filepath.Join(src, "gotarget", "main.go")}}
+	case "cpptarget": // C++: namespaces, overloads, templates
+		cmds = [][]string{{"g++", "-O0", "-o", out, filepath.Join(src, "cpptarget.cpp")}}
+	case "privlib": // a private copy of libm.so.6 in dir/libm-private, found through the RUNPATH
+		priv := filepath.Join(dir, "libm-private")
+		cmds = [][]string{{"mkdir", "-p", priv}, {"cp", "/usr/lib/x86_64-linux-gnu/libm.so.6", priv},
+			{"gcc", "-O0", "-fno-builtin", "-o", out, filepath.Join(src, "privlib", "cbrtcaller.c"), "-L" + priv, "-lm", "-Wl,-rpath," + priv}}
 	default:
 		t.Fatalf("unknown target variant %q", variant)
 	}
