@@ -560,9 +560,16 @@ func ResolveLibraries(name string, opts ResolveOptions) ([]string, error) {
 // symbol missing from one of them is an error naming it). The targets
 // share one Spec.
 func resolveLibraryTargets(spec Spec, opts ResolveOptions) ([]Target, error) {
-	files, err := ResolveLibraries(spec.Path, opts)
-	if err != nil {
-		return nil, err
+	// A name is looked up once per resolution, however many probe words
+	// use it (10,000 words of libc.so.6 read ld.so.cache once).
+	key := fmt.Sprintf("%s\x00%d\x00%s\x00%s", spec.Path, opts.PID, opts.Program, opts.Root)
+	files, cached := opts.Opened.libraries(key)
+	if !cached {
+		var err error
+		if files, err = ResolveLibraries(spec.Path, opts); err != nil {
+			return nil, err
+		}
+		opts.Opened.storeLibraries(key, files)
 	}
 	var targets []Target
 	var shared *Spec

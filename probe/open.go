@@ -34,6 +34,31 @@ type Opened struct {
 	mu     sync.Mutex
 	files  map[FileID]*openFile
 	closed bool
+	libs   map[string][]string // library name lookups, by name and options
+}
+
+// libraries returns a library name's files looked up before (nil Opened:
+// no cache).
+func (o *Opened) libraries(key string) ([]string, bool) {
+	if o == nil {
+		return nil, false
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	files, ok := o.libs[key]
+	return files, ok
+}
+
+func (o *Opened) storeLibraries(key string, files []string) {
+	if o == nil {
+		return
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.libs == nil {
+		o.libs = map[string][]string{}
+	}
+	o.libs[key] = files
 }
 
 // openFile is one file an Opened holds.

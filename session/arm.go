@@ -169,11 +169,11 @@ func (a *armer) armThreads(pid int, tids []int, traces []*traceEvent, opts perfe
 // checkFileBudget fails early, with the arithmetic, when arming would need
 // more file descriptors than the process may open: one perf event per
 // trace event and CPU, for all tasks or for each traced thread.
-func (a *armer) checkFileBudget(traces int, recorded map[int]*finder.Process) error {
+func (a *armer) checkFileBudget(traces int, pids []int) error {
 	threads := 1
 	if a.perProcess {
 		threads = 0
-		for pid := range recorded {
+		for _, pid := range pids {
 			if tids, err := finder.Threads(a.procRoot, pid); err == nil {
 				threads += len(tids)
 			}

@@ -32,6 +32,9 @@ type probeSet struct {
 	planned    int                                    // probes being defined at start, for progress
 	count      atomic.Int64                           // len(probes), for Stats without mu
 	byID       atomic.Pointer[map[uint64]*traceEvent] // trace event id -> its probes; replaced, never changed
+	// checkBudget refuses, before anything is written, a number of trace
+	// events the arming could not open (file descriptors).
+	checkBudget func(traces int) error
 }
 
 // traceOf returns the trace event of a sample's event id. Lock-free.
@@ -102,6 +105,50 @@ func (ps *probeSet) define(targets []probe.Target, display func(string) string, 
 	return err
 }
 
+// shareKey is what the probes of one trace event have in common.
+type shareKey struct {
+	file   probe.FileID
+	ret    bool
+	atRET  bool // a Go return probe: entry-style probes on its RETs
+	fetchs string
+}
+
+// withKernelArgs returns t with the fetch args its trace event gets: a
+// return probe always fetches its return value, and a Go function's return
+// (no uretprobe: Go would crash; a p: probe on each RET) finds it in RAX.
+func withKernelArgs(t probe.Target) probe.Target {
+	if t.Return && retvalArg(t.Args) == "" {
+		t.Args = append(slices.Clip(t.Args), probe.Arg{Name: "retval", Expr: "$retval", Type: "s64", Given: "$retval"})
+	}
+	if len(t.ReturnSites) > 0 {
+		t.Args = probe.RetvalInRegister(t.Args)
+	}
+	return t
+}
+
+func fetchArgs(t probe.Target) []string {
+	args := make([]string, len(t.Args))
+	for j, a := range t.Args {
+		args[j] = a.Fetch()
+	}
+	return args
+}
+
+// shareKeyOf groups t (with its kernel args) with the probes it shares a
+// trace event with.
+func shareKeyOf(t probe.Target) shareKey {
+	return shareKey{t.File, t.Return, len(t.ReturnSites) > 0, strings.Join(fetchArgs(t), " ")}
+}
+
+// traceEventCount is how many trace events targets will take.
+func traceEventCount(targets []probe.Target) int {
+	keys := map[shareKey]bool{}
+	for _, t := range targets {
+		keys[shareKeyOf(withKernelArgs(t))] = true
+	}
+	return len(keys)
+}
+
 // defineTraces defines one trace event per (file, kind, fetch args),
 // holding every probe that shares them, and publishes them for the hit
 // path. It returns the new trace events, not yet armed. display turns a
@@ -112,12 +159,6 @@ func (ps *probeSet) define(targets []probe.Target, display func(string) string, 
 func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) string) ([]*traceEvent, error) {
 	if display == nil {
 		display = func(p string) string { return p }
-	}
-	type shareKey struct {
-		file   probe.FileID
-		ret    bool
-		atRET  bool // a Go return probe: entry-style probes on its RETs
-		fetchs string
 	}
 	shared := map[shareKey]*traceEvent{}
 	var specs []tracefs.UprobeSpec
@@ -130,19 +171,12 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 		}
 		retval := retvalArg(t.Args)
 		atRET := len(t.ReturnSites) > 0
-		if atRET {
-			// A Go function's return: no uretprobe (Go would crash), a
-			// p: probe on each RET, where $retval is in RAX.
-			t.Args = probe.RetvalInRegister(t.Args)
-		}
-		args := make([]string, len(t.Args))
-		for j, a := range t.Args {
-			args[j] = a.Fetch()
-		}
+		t = withKernelArgs(t)
+		args := fetchArgs(t)
 		if t.KernelPath == "" || t.File == (probe.FileID{}) {
 			return nil, fmt.Errorf("internal error: %s was not opened by probe.Resolve with an Opened", t.Path)
 		}
-		key := shareKey{t.File, t.Return, atRET, strings.Join(args, " ")}
+		key := shareKeyOf(t)
 		te := shared[key]
 		if te == nil {
 			ps.traceCount++
@@ -162,6 +196,13 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 			// te's first target's file: the same inode (shareKey), and one
 			// descriptor per inode (probe.Opened).
 			specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: te.probes[0].Target.KernelPath, Offset: off, Return: t.Return && !atRET, Args: args})
+		}
+	}
+	// Every kernel limit is checked before the first write: here the open
+	// files the arming will need.
+	if ps.checkBudget != nil {
+		if err := ps.checkBudget(len(ps.traces) + len(traces)); err != nil {
+			return nil, err
 		}
 	}
 	events, err := ps.fs.Define(ps.group, specs)

@@ -29,8 +29,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -303,6 +305,10 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	}
 	s.arms = &armer{rings: s.rings, procRoot: s.procRoot(), perProcess: cfg.perProcess(), followsChildren: cfg.followsChildren(),
 		launch: cfg.Launch, attachments: map[int][]*perfevent.Attachment{}}
+	// Refuse what cannot be armed before recording or writing anything.
+	if err := s.arms.checkFileBudget(traceEventCount(targets), budgetPIDs(cfg)); err != nil {
+		return nil, err
+	}
 	files, err := identifyFiles(targets)
 	if err != nil {
 		return nil, err
@@ -321,14 +327,14 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if err := s.recordInitialProcesses(); err != nil {
 		return nil, err
 	}
+	s.probes.checkBudget = func(traces int) error {
+		return s.arms.checkFileBudget(traces, slices.Collect(maps.Keys(s.finder.All())))
+	}
 	stopProgress := s.reportProgress()
 	defer stopProgress()
 	err = s.probes.define(targets, s.displayPath, s.warnf)
 	opened.Close() // the kernel holds its own reference to each defined file
 	if err != nil {
-		return nil, err
-	}
-	if err := s.arms.checkFileBudget(len(s.probes.traces), s.finder.All()); err != nil {
 		return nil, err
 	}
 	if err := s.arms.armTraces(s.probes.traces, s.finder.All()); err != nil {
@@ -532,4 +538,14 @@ func parallel(n int, f func(i int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+// budgetPIDs are the processes whose threads per-process arming opens
+// perf events on, as far as they are known before recording.
+func budgetPIDs(cfg Config) []int {
+	pids := slices.Clone(cfg.PIDs)
+	if cfg.Launch > 0 {
+		pids = append(pids, cfg.Launch)
+	}
+	return pids
 }
