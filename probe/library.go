@@ -165,6 +165,12 @@ func (r *libResolver) fromProgram() string {
 	}
 	add("LD_LIBRARY_PATH", r.libraryPathEnv())
 	add("the DT_RUNPATH of "+prog, runpath)
+	return r.inDirs(dirs)
+}
+
+// inDirs returns the best file with the library's name in dirs, searched
+// in order.
+func (r *libResolver) inDirs(dirs []string) string {
 	var candidates []string
 	for _, dir := range dirs {
 		entries, err := os.ReadDir(r.hostPath(dir))
@@ -302,22 +308,8 @@ func (r *libResolver) fromLDCache() string {
 
 // fromDirs looks in the standard library directories.
 func (r *libResolver) fromDirs() string {
-	var candidates []string
-	for _, dir := range libraryDirs {
-		r.looked = append(r.looked, dir)
-		entries, err := os.ReadDir(r.hostPath(dir))
-		if err != nil {
-			continue
-		}
-		var names []string
-		for _, e := range entries {
-			if _, _, ok := libNameRank(r.name, e.Name()); ok {
-				names = append(names, path.Join(dir, e.Name()))
-			}
-		}
-		candidates = append(candidates, r.rank(names)...)
-	}
-	return r.first(candidates)
+	r.looked = append(r.looked, libraryDirs...)
+	return r.inDirs(libraryDirs)
 }
 
 // rank orders paths by how well their file names match the wanted name.
