@@ -51,20 +51,27 @@ func (s *Session) recordInitialProcesses() error {
 		return err
 	}
 	self := src.Self()
-	for _, pid := range pids {
-		if pid == self {
-			continue
+	// Reading every process's maps is most of the start-up time of a run
+	// on a busy machine: read them concurrently, record in pid order.
+	found := make([]*finder.Process, len(pids))
+	parallel(len(pids), func(i int) error {
+		if pids[i] == self {
+			return nil
 		}
-		maps, err := src.Mappings(pid, files)
+		maps, err := src.Mappings(pids[i], files)
 		if err != nil || len(maps) == 0 {
-			continue // exited during the scan, or maps no probed file
+			return nil // exited during the scan, or maps no probed file
 		}
-		p, err := src.Process(pid)
-		if err != nil {
-			continue
+		if p, err := src.Process(pids[i]); err == nil {
+			p.Maps, p.Via = maps, "scan"
+			found[i] = p
 		}
-		p.Maps, p.Via = maps, "scan"
-		s.finder.Record(p)
+		return nil
+	})
+	for _, p := range found {
+		if p != nil {
+			s.finder.Record(p)
+		}
 	}
 	return nil
 }
