@@ -126,6 +126,16 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 	if err != nil {
 		return nil, err
 	}
+	if spec.USDT { // markers need no symbol table (usdt.go)
+		targets, err := img.resolveUSDT(&spec)
+		for i := range targets {
+			targets[i].Spec, targets[i].Path, targets[i].File, targets[i].Overlay = &spec, file, of.id, of.overlay
+			if opts.Opened != nil {
+				targets[i].KernelPath = of.kernelPath
+			}
+		}
+		return targets, err
+	}
 	err = symsErr
 	// Without symbols nothing can be proven, but a forced raw offset needs none.
 	if err != nil && !(errors.Is(err, ErrNoSymbols) && spec.HasFileOffset && opts.Force) {

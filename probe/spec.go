@@ -15,6 +15,7 @@ import (
 //	PATH:SYMBOL+OFF        OFF bytes into the function (0x hex or decimal)
 //	PATH:SYMBOL%return     function return (a uretprobe)
 //	PATH:0xFILEOFFSET      a raw file offset (also PATH:0xFILEOFFSET%return)
+//	PATH:usdt:PROV:NAME    a USDT (SDT) marker; PROV: may be omitted (see usdt.go)
 //
 // followed in the same word by fetch arguments separated by spaces or tabs,
 // e.g. 'libc.so.6:malloc size=%di:u64' or 'BIN:fn%return rv=$retval:s32'.
@@ -44,6 +45,12 @@ type Spec struct {
 	HasFileOffset bool   // the PATH:0xOFF form was used
 	Return        bool   // %return
 	Args          []Arg  // validated and translated fetch arguments
+
+	// USDT: the PATH:usdt:PROVIDER:NAME form (see usdt.go); the provider
+	// is "" when omitted. Both may be globs.
+	USDT         bool
+	USDTProvider string
+	USDTName     string
 
 	// Skipped is set by Resolve on the Spec its Targets point to: the
 	// functions a glob matched that the kernel cannot probe, each with why.
@@ -84,6 +91,9 @@ func ParseSpec(word string) (Spec, error) {
 	if err := spec.parseLocation(toks[0]); err != nil {
 		return Spec{}, err
 	}
+	if spec.USDT {
+		return spec, usdtWordArgs(&spec, toks[1:])
+	}
 	args, err := parseArgs(toks[1:], spec.Return, word)
 	if err != nil {
 		return Spec{}, err
@@ -104,6 +114,9 @@ func (s *Spec) parseLocation(loc string) error {
 	s.Path, loc = loc[:colon], loc[colon+1:]
 	if s.Path == "" {
 		return bad("missing path before ':'; write PATH:SYMBOL, e.g. libc.so.6:malloc")
+	}
+	if rest, ok := strings.CutPrefix(loc, "usdt:"); ok {
+		return s.parseUSDTLocation(rest)
 	}
 	if rest, ok := strings.CutSuffix(loc, "%return"); ok {
 		s.Return = true

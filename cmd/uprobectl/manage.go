@@ -22,6 +22,7 @@ func symbolsCommand() *cli.Command {
 		ArgsUsage: "PATH [GLOB]",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "json", Aliases: []string{"j"}, Usage: "one JSON object per symbol"},
+			&cli.BoolFlag{Name: "usdt", Usage: "list the USDT (SDT) markers instead: GLOB matches provider:name or name"},
 			&cli.IntFlag{Name: "pid", Aliases: []string{"p"}, Usage: "resolve a library name through this process's maps"},
 		},
 		Action: func(c *cli.Context) error {
@@ -38,6 +39,9 @@ func symbolsCommand() *cli.Command {
 			resolved, err := probe.ResolvePath(file, probe.ResolveOptions{PID: c.Int("pid")})
 			if err != nil {
 				return badInput(err)
+			}
+			if c.Bool("usdt") {
+				return listUSDT(resolved, glob, c.Bool("json"))
 			}
 			syms, err := probe.Symbols(resolved)
 			if err != nil {
