@@ -81,16 +81,3 @@ func (fs *FileSet) Match(id FileID) (probed FileID, view, ok bool) {
 	}
 	return FileID{}, false, false
 }
-
-// Contains tells whether id is itself a probed file (not a view).
-func (fs *FileSet) Contains(id FileID) bool { return fs != nil && fs.files[id] }
-
-// Len is the number of probed files.
-func (fs *FileSet) Len() int { return len(fs.files) }
-
-// OnOverlay tells whether path is on overlayfs, where the kernel binds a
-// uprobe to the file underneath (see FileSet).
-func OnOverlay(path string) bool {
-	var st unix.Statfs_t
-	return unix.Statfs(path, &st) == nil && st.Type == unix.OVERLAYFS_SUPER_MAGIC
-}

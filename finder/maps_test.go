@@ -7,8 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"strconv"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -78,7 +76,7 @@ func TestMappingsFixture(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := Mappings(root, 4242, tt.wanted)
+			got, err := NewProcSource(root).Mappings(4242, fileSetOf(tt.wanted))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -154,14 +152,11 @@ func TestMappingsSelf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	id, err := Identify("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
+	id := statID(t, "/proc/self/exe")
+	if byPath := statID(t, exe); byPath != id {
+		t.Fatalf("%s is %v; /proc/self/exe %v", exe, byPath, id)
 	}
-	if byPath, err := Identify(exe); err != nil || byPath != id {
-		t.Fatalf("Identify(%s) = %v, %v; Identify(/proc/self/exe) = %v", exe, byPath, err, id)
-	}
-	maps, err := Mappings("/proc", os.Getpid(), map[FileID]bool{id: true})
+	maps, err := NewProcSource("/proc").Mappings(os.Getpid(), NewFileSet([]FileID{id}, nil))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,47 +210,27 @@ func symbolFileOffset(t *testing.T, path, name string) uint64 {
 }
 
 func TestMappingsNoProcess(t *testing.T) {
-	_, err := Mappings(t.TempDir(), 4242, map[FileID]bool{{Dev: 1, Ino: 1}: true})
+	_, err := NewProcSource(t.TempDir()).Mappings(4242, NewFileSet([]FileID{{Dev: 1, Ino: 1}}, nil))
 	if !errors.Is(err, ErrNoProcess) {
 		t.Errorf("err = %v, want ErrNoProcess", err)
 	}
 }
 
-func TestIdentifyMissing(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "missing")
-	_, err := Identify(path)
-	if !errors.Is(err, os.ErrNotExist) || !strings.Contains(err.Error(), path) {
-		t.Errorf("err = %v, want ErrNotExist naming %s", err, path)
+// fileSetOf is the probed files of a test, none on overlayfs.
+func fileSetOf(wanted map[FileID]bool) *FileSet {
+	var files []FileID
+	for f := range wanted {
+		files = append(files, f)
 	}
+	return NewFileSet(files, nil)
 }
 
-func TestScanMappersFake(t *testing.T) {
-	root := fakeProc(t)
-	maps, err := os.ReadFile("testdata/maps_6.18.txt")
-	if err != nil {
+// statID is the (device, inode) of path.
+func statID(t *testing.T, path string) FileID {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Stat(path, &st); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, filepath.Join(root, "4242", "maps"), string(maps))
-	// Not processes, or not to be reported: this process itself, a name
-	// that is not a pid, and a process mapping none of the wanted files.
-	others := map[string]string{
-		strconv.Itoa(os.Getpid()): string(maps),
-		"self":                    string(maps),
-		"4300":                    "1000-2000 r-xp 00000000 08:01 9 /bin/x\n",
-	}
-	for dir, content := range others {
-		if err := os.MkdirAll(filepath.Join(root, dir), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		writeFile(t, filepath.Join(root, dir, "maps"), content)
-	}
-
-	got, err := ScanMappers(root, map[FileID]bool{mapsOldLib: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int][]Mapping{4242: {{File: mapsOldLib, Start: 0x7f1c0e3de000, End: 0x7f1c0e3e0000, Offset: 0x2000}}}
-	if !reflect.DeepEqual(got, want) {
-		t.Errorf("ScanMappers = %+v, want %+v", got, want)
-	}
+	return FileID{Dev: st.Dev, Ino: st.Ino}
 }

@@ -11,10 +11,9 @@ import (
 // run launched, or every process that maps a probed file now. Later
 // processes come from the record stream (finder.Tracker).
 func (s *Session) recordInitialProcesses() error {
-	files := s.finder.Files()
-	src := finder.NewProcSource(s.procRoot())
+	files, src := s.finder.Files(), s.proc
 	if s.cfg.Launch > 0 {
-		p, err := finder.ReadProcess(s.procRoot(), s.cfg.Launch)
+		p, err := src.Process(s.cfg.Launch)
 		if err != nil {
 			return fmt.Errorf("launched command (pid %d): %w", s.cfg.Launch, err)
 		}
@@ -24,7 +23,7 @@ func (s *Session) recordInitialProcesses() error {
 	}
 	if len(s.cfg.PIDs) > 0 {
 		for _, pid := range s.cfg.PIDs {
-			p, err := finder.ReadProcess(s.procRoot(), pid)
+			p, err := src.Process(pid)
 			if err != nil {
 				return badInput(fmt.Errorf("--pid %d: no such process (list processes with ps, or pgrep NAME)", pid))
 			}
@@ -42,7 +41,7 @@ func (s *Session) recordInitialProcesses() error {
 			s.finder.Record(p)
 		}
 		if s.cfg.Follow {
-			s.recordDescendants(src, files)
+			s.recordDescendants(files)
 		}
 		return nil
 	}
@@ -78,7 +77,8 @@ func (s *Session) recordInitialProcesses() error {
 
 // recordDescendants records the existing descendants of the recorded
 // processes (--follow); new ones come from the side-band.
-func (s *Session) recordDescendants(src *finder.ProcSource, files *finder.FileSet) {
+func (s *Session) recordDescendants(files *finder.FileSet) {
+	src := s.proc
 	parents := map[int]int{}
 	pids, _ := src.PIDs()
 	for _, pid := range pids {

@@ -201,7 +201,8 @@ type Session struct {
 	probes  *probeSet
 	arms    *armer
 	finder  *finder.Tracker
-	watcher *fileWatcher // notices a probed file replaced on disk
+	proc    *finder.ProcSource // /proc, for the tracker and the start-up scan
+	watcher *fileWatcher       // notices a probed file replaced on disk
 	stream  stream
 	closed  atomic.Bool
 	// startMu serializes the sink while Start runs: its progress ticker
@@ -313,8 +314,9 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if err != nil {
 		return nil, err
 	}
+	s.proc = finder.NewProcSource(s.procRoot())
 	s.finder = finder.NewTracker(finder.TrackerConfig{
-		Source: finder.NewProcSource(s.procRoot()),
+		Source: s.proc,
 		Scope:  finder.Scope{Chosen: cfg.perProcess(), Follow: cfg.Follow || cfg.Launch > 0, Comm: cfg.Comm, ExactFile: cfg.Root != "", Self: os.Getpid()},
 		Files:  files,
 		Paths:  pathsOf(targets),
