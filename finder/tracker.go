@@ -128,6 +128,7 @@ type Tracker struct {
 	lastCheck    uint64
 	checkSoon    bool
 	pendingTasks []pendingTask // tasks seen gone by a check, forgotten once delivered past
+	marked       int           // live processes with exitedBy set: Settle's loop runs only then
 
 	Counters Counters
 }
@@ -220,6 +221,9 @@ func (t *Tracker) judge(p *Process) {
 func (t *Tracker) retire(p *Process) {
 	t.report("exit", p)
 	t.table.Remove(p.PID)
+	if st := t.live[p.PID]; st != nil && st.exitedBy != 0 {
+		t.marked--
+	}
 	delete(t.live, p.PID)
 }
 
@@ -514,6 +518,9 @@ func (t *Tracker) mappingAt(pid int, addr uint64) (Mapping, bool) {
 // before that time, and checks again when one is due.
 func (t *Tracker) Settle(deliveredBefore uint64) {
 	for pid, st := range t.live {
+		if t.marked == 0 {
+			break // it runs every round: nothing to look for is the usual case
+		}
 		if st.exitedBy != 0 && st.exitedBy <= deliveredBefore {
 			if p := t.table.Lookup(pid); p != nil {
 				t.retire(p)
@@ -551,6 +558,7 @@ func (t *Tracker) check(now uint64) {
 		p := t.table.Lookup(pid)
 		if p != nil && t.src.Exited(pid, p.StartTime) {
 			st.exitedBy = now
+			t.marked++
 		}
 	}
 	pending := map[uint32]bool{}

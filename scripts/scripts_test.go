@@ -53,9 +53,7 @@ func TestMain(m *testing.M) {
 func requireTools(t *testing.T) {
 	t.Helper()
 	targets.RequireKernel(t)
-	if _, err := exec.LookPath("jq"); err != nil {
-		targets.Missing(t, "jq")
-	}
+	targets.NeedTool(t, "jq", "jq")
 }
 
 // buildC compiles testdata/targets/NAME.c into a temporary directory.

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"fmt"
 	"io"
 	"net"
@@ -25,9 +26,7 @@ import (
 
 func TestContainerPIDAndMetrics(t *testing.T) {
 	dir := kernelTest(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Fatalf("unshare (util-linux) is needed: %v", err)
-	}
+	targets.NeedTool(t, "unshare", "util-linux")
 	bin := targets.Build(t, dir, "dlopener")
 	lib := targets.LibPath(dir, "libcounter.so")
 	inside := fmt.Sprintf("/mnt/uprobectl-test-%d", os.Getpid())
@@ -97,21 +96,22 @@ func childOf(t *testing.T, parent int) int {
 	t.Helper()
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-		if len(f) > 1 && f[1] == strconv.Itoa(parent) {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && isChildOf(pid, parent) {
 			return pid
 		}
 	}
 	t.Fatalf("no child of %d", parent)
 	return 0
+}
+
+// isChildOf tells whether process pid exists and its parent is parent.
+func isChildOf(pid, parent int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+	return len(f) > 1 && f[1] == strconv.Itoa(parent)
 }
 
 func freePort(t *testing.T) string {
@@ -211,6 +211,7 @@ func TestConfigFromFileAndEnvironment(t *testing.T) {
 // attributed to a made-up process.
 func TestHitsFromOutsideOurPIDNamespace(t *testing.T) {
 	dir := kernelTest(t)
+	targets.NeedTool(t, "unshare", "util-linux")
 	bin := targets.Build(t, dir, "counter-pie")
 	outside := targets.Start(t, bin, "300")
 	cmd := exec.Command("unshare", "--pid", "--fork", "--mount-proc", binary, "attach", "--json", "--quiet", bin+":fn")

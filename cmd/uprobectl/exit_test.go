@@ -163,9 +163,7 @@ func TestBadInput(t *testing.T) {
 		})
 	}
 	t.Run("no permission", func(t *testing.T) {
-		if _, err := exec.LookPath("setpriv"); err != nil {
-			targets.Missing(t, "setpriv (util-linux)")
-		}
+		targets.NeedTool(t, "setpriv", "util-linux")
 		before := readUprobeEvents(t)
 		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", "--bounding-set=-all", binary, "attach", "libc.so.6:malloc")
 		var stderr bytes.Buffer

@@ -25,11 +25,9 @@ func TestPIDNSKilledSidecarIsReaped(t *testing.T) {
 	for _, reaper := range []string{"clean", "next attach"} {
 		t.Run(reaper, func(t *testing.T) {
 			dir := kernelTest(t)
-			if _, err := exec.LookPath("unshare"); err != nil {
-				targets.Missing(t, "unshare (util-linux)")
-			}
+			targets.NeedTool(t, "unshare", "util-linux")
 			if link, err := os.Readlink("/proc/self/ns/pid"); err != nil || link != "pid:[4026531836]" {
-				t.Skipf("not in the initial pid namespace (%s, %v): a dead namespace cannot be told from one out of sight", link, err)
+				targets.Missing(t, fmt.Sprintf("the initial pid namespace (in %s, %v): a dead namespace cannot be told from one out of sight", link, err))
 			}
 			bin := targets.Build(t, dir, "counter-pie")
 

@@ -29,9 +29,7 @@ import (
 
 func TestContainerSymlinkSwapNeverArmsHostFile(t *testing.T) {
 	dir := kernelTest(t)
-	if _, err := exec.LookPath("unshare"); err != nil {
-		t.Fatalf("unshare (util-linux) is needed: %v", err)
-	}
+	targets.NeedTool(t, "unshare", "util-linux")
 	swapper := targets.Build(t, dir, "swapper")
 	targets.Build(t, dir, "uselib") // libcounter.so: the container's library (lib_fn)
 	targets.Build(t, dir, "busy")   // libcounter2.so: the host's, other code (lib_a, lib_b)
@@ -195,16 +193,7 @@ func groupOfChild(t testing.TB, parent int) string {
 			continue
 		}
 		group, _, _ := strings.Cut(strings.TrimLeft(f[0], "pr:"), "/")
-		owner, ok := tracefs.ParseGroup(group)
-		if !ok {
-			continue
-		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", owner.PID))
-		if err != nil {
-			continue
-		}
-		st := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		if len(st) > 1 && st[1] == strconv.Itoa(parent) {
+		if owner, ok := tracefs.ParseGroup(group); ok && isChildOf(owner.PID, parent) {
 			return group
 		}
 	}

@@ -52,6 +52,18 @@ func Missing(t testing.TB, what string) {
 	t.Skipf("%s is missing", what)
 }
 
+// NeedTool returns the path of a command a kernel test runs; without it,
+// the test is Missing it (pkg names the Debian package, which scripts/setup
+// installs).
+func NeedTool(t testing.TB, tool, pkg string) string {
+	t.Helper()
+	path, err := exec.LookPath(tool)
+	if err != nil {
+		Missing(t, fmt.Sprintf("%s (%s)", tool, pkg))
+	}
+	return path
+}
+
 func hasUprobeEvents() bool {
 	for _, p := range []string{"/sys/kernel/tracing/uprobe_events", "/sys/kernel/debug/tracing/uprobe_events"} {
 		if _, err := os.Stat(p); err == nil {
