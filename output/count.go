@@ -100,7 +100,7 @@ func (c *Count) print(counts map[countKey]uint64, final bool) {
 	if !c.json {
 		c.out.write([]byte(fmt.Sprintf("%-32s %8s %-16s %12s\n", "PROBE", "PID", "COMM", "HITS")))
 		for _, r := range rows {
-			c.out.write([]byte(fmt.Sprintf("%-32s %8d %-16s %12d\n", escapeName(displayName(r.key.probe)), r.key.pid, escapeName(r.comm), counts[r.key])))
+			c.out.write([]byte(fmt.Sprintf("%-32s %8d %-16s %12d\n", string(appendProbeName(nil, r.key.probe)), r.key.pid, escapeName(r.comm), counts[r.key])))
 		}
 		if !final {
 			c.out.write([]byte("\n"))

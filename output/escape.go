@@ -81,37 +81,14 @@ func appendEscaped(b []byte, s string) []byte {
 			b = append(b, '\\', '\\')
 		case r >= ' ' && r < 0x7f, r >= utf8.RuneSelf && strconv.IsPrint(r):
 			b = append(b, s[i:i+n]...)
-		case r == '\a':
-			b = append(b, '\\', 'a')
-		case r == '\b':
-			b = append(b, '\\', 'b')
-		case r == '\f':
-			b = append(b, '\\', 'f')
-		case r == '\n':
-			b = append(b, '\\', 'n')
-		case r == '\r':
-			b = append(b, '\\', 'r')
-		case r == '\t':
-			b = append(b, '\\', 't')
-		case r == '\v':
-			b = append(b, '\\', 'v')
-		case r < utf8.RuneSelf:
-			b = append(b, '\\', 'x', nameHex[r>>4], nameHex[r&0xf])
-		case r < 0x10000:
-			b = append(b, '\\', 'u')
-			b = appendHex(b, uint32(r), 4)
 		default:
-			b = append(b, '\\', 'U')
-			b = appendHex(b, uint32(r), 8)
+			// An unprintable rune: strconv's escape (\n, \xNN, \uNNNN,
+			// \UNNNNNNNN), without the quotes around it.
+			start := len(b)
+			b = strconv.AppendQuoteRune(b, r)
+			b = append(b[:start], b[start+1:len(b)-1]...)
 		}
 		i += n
-	}
-	return b
-}
-
-func appendHex(b []byte, v uint32, digits int) []byte {
-	for shift := 4 * (digits - 1); shift >= 0; shift -= 4 {
-		b = append(b, nameHex[v>>uint(shift)&0xf])
 	}
 	return b
 }

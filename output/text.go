@@ -130,7 +130,7 @@ func appendProbeName(b []byte, p *session.Probe) []byte {
 	if t.Demangled == "" {
 		return appendName(b, p.Name())
 	}
-	b = appendName(b, t.Demangled) // no allocation: displayName is for the rest
+	b = appendName(b, t.Demangled)
 	if t.Spec != nil && t.Spec.SymbolOffset != 0 {
 		b = append(b, "+0x"...)
 		b = strconv.AppendUint(b, t.Spec.SymbolOffset, 16)
@@ -139,23 +139,6 @@ func appendProbeName(b []byte, p *session.Probe) []byte {
 		b = append(b, "%return"...)
 	}
 	return b
-}
-
-// displayName is what appendProbeName appends, unescaped.
-func displayName(p *session.Probe) string {
-	t := &p.Target
-	if t.Demangled == "" {
-		return p.Name()
-	}
-	b := []byte(t.Demangled)
-	if t.Spec != nil && t.Spec.SymbolOffset != 0 {
-		b = append(b, "+0x"...)
-		b = strconv.AppendUint(b, t.Spec.SymbolOffset, 16)
-	}
-	if t.Return {
-		b = append(b, "%return"...)
-	}
-	return string(b)
 }
 
 func (t *Text) Stats(st session.Stats) {

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"github.com/uprobectl/uprobectl/internal/targets"
+
 	"errors"
 	"os"
 	"os/exec"
@@ -200,10 +202,7 @@ func TestEventNamesDemangled(t *testing.T) {
 // TestResolveCpp resolves demangled names and globs in a real C++ file
 // (testdata/targets/cpptarget.cpp) and checks them against its symbols.
 func TestResolveCpp(t *testing.T) {
-	gxx, err := exec.LookPath("g++")
-	if err != nil {
-		t.Skip("g++ is missing")
-	}
+	gxx := targets.NeedTool(t, "g++", "g++")
 	bin := filepath.Join(t.TempDir(), "cpptarget")
 	if out, err := exec.Command(gxx, "-O0", "-o", bin, filepath.Join("..", "testdata", "targets", "cpptarget.cpp")).CombinedOutput(); err != nil {
 		t.Fatalf("g++: %v\n%s", err, out)

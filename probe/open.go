@@ -73,15 +73,18 @@ type openFile struct {
 	parse   sync.Once
 	img     *elfImage
 	syms    []Symbol
-	imgErr  error // not a usable ELF file
-	symsErr error // no symbol table
+	gi      goInfo // read once: buildinfo.Read reads the file
+	imgErr  error  // not a usable ELF file
+	symsErr error  // no symbol table
 }
 
 // parsed returns the file's ELF image and symbols, read on first use.
+// f.gi is set too when the image is usable.
 func (f *openFile) parsed(path string) (*elfImage, []Symbol, error, error) {
 	f.parse.Do(func() {
 		if f.img, f.imgErr = newELFImage(path, f.file); f.imgErr == nil {
 			f.syms, f.symsErr = f.img.symbols()
+			f.gi = f.img.goInfo()
 		}
 	})
 	return f.img, f.syms, f.imgErr, f.symsErr

@@ -108,7 +108,7 @@ func TestOpenStaysInRoot(t *testing.T) {
 			t.Fatal(err)
 		}
 		if err := os.Link(fx.pie, filepath.Join(root, "usr", "lib", "pie")); err != nil {
-			t.Skipf("hard link: %v", err)
+			t.Fatalf("hard link: %v", err)
 		}
 		os.Remove(filepath.Join(root, "opt"))
 		if err := os.Symlink("/usr", filepath.Join(root, "opt")); err != nil {

@@ -143,7 +143,7 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 	}
 
 	sp := &spec
-	gi := img.goInfo()
+	gi := of.gi
 	args, err := argsFor(sp, gi.argABI())
 	if err != nil {
 		return nil, err
@@ -172,7 +172,6 @@ func Resolve(spec Spec, opts ResolveOptions) ([]Target, error) {
 		targets[i].Return = spec.Return
 		targets[i].Args = slices.Clone(args)
 		targets[i].Go = gi.isGo
-		targets[i].Demangled = Demangle(targets[i].Symbol)
 	}
 	return targets, nil
 }
@@ -271,7 +270,7 @@ func (img *elfImage) resolveSymbol(spec *Spec, syms []Symbol, opts ResolveOption
 					s.Name, spec.SymbolOffset, img.path, err)
 			}
 		}
-		t := Target{Symbol: s.Name, Offset: s.Offset + spec.SymbolOffset}
+		t := Target{Symbol: s.Name, Offset: s.Offset + spec.SymbolOffset, Demangled: s.Demangled}
 		if gi.isGo {
 			if why := img.placeGo(&t, s, spec, gi, syms); why != "" {
 				if glob {

@@ -1,9 +1,10 @@
 package probe
 
 import (
+	"github.com/uprobectl/uprobectl/internal/targets"
+
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -15,9 +16,7 @@ import (
 // <sys/sdt.h> (scripts/setup installs systemtap-sdt-dev).
 func buildUSDTTarget(t *testing.T) string {
 	t.Helper()
-	if _, err := exec.LookPath("gcc"); err != nil {
-		t.Skip("gcc is missing")
-	}
+	targets.NeedTool(t, "gcc", "gcc")
 	found := false
 	for _, h := range []string{"/usr/include/x86_64-linux-gnu/sys/sdt.h", "/usr/include/sys/sdt.h"} {
 		if _, err := os.Stat(h); err == nil {
@@ -25,7 +24,7 @@ func buildUSDTTarget(t *testing.T) string {
 		}
 	}
 	if !found {
-		t.Skip("<sys/sdt.h> is missing (apt-get install systemtap-sdt-dev)")
+		targets.Missing(t, "<sys/sdt.h> (systemtap-sdt-dev)")
 	}
 	out := filepath.Join(t.TempDir(), "usdt")
 	run(t, "gcc", "-O0", "-o", out, filepath.Join("..", "testdata", "targets", "usdt.c"))
@@ -125,7 +124,7 @@ func TestUSDTMarkersOfCTarget(t *testing.T) {
 func TestUSDTMarkersOfPython(t *testing.T) {
 	const py = "/usr/bin/python3.11"
 	if _, err := os.Stat(py); err != nil {
-		t.Skip(py + " is missing")
+		targets.Missing(t, py+" (python3.11-minimal)")
 	}
 	markers := checkMarkers(t, py)
 	found := false
