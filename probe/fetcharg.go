@@ -96,6 +96,9 @@ var x86Registers = map[string]bool{
 // convention of the probed functions.
 type argABI struct {
 	regs []string // argN is regs[N-1]
+	// kinds, when set, is the kind of each regs entry (a USDT marker's
+	// argument may be memory or an immediate); otherwise a register.
+	kinds []exprKind
 	// pending: arg(len(regs)+1)..arg(pending) are left as written, for
 	// Resolve to translate once it knows the file (ParseSpec's ABI).
 	pending int
@@ -374,6 +377,9 @@ func aliasRegister(s, n string, isReturn bool, abi *argABI) (string, exprKind, e
 		return "", 0, fmt.Errorf("%s is not available on a %%return probe: the argument registers are reused by then; fetch it on the entry probe", s)
 	case i > len(abi.regs):
 		return s, kindRegister, nil // pending: Resolve translates it
+	}
+	if len(abi.kinds) >= i {
+		return abi.regs[i-1], abi.kinds[i-1], nil
 	}
 	return abi.regs[i-1], kindRegister, nil
 }

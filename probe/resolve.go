@@ -23,6 +23,7 @@ type Target struct {
 	Symbol string // the concrete symbol ("" for a raw file offset)
 	Offset uint64 // file offset the kernel gets: KernelPath:0xOffset (with ReturnSites: the function's entry, for people)
 	Return bool   // a return probe (uretprobe, unless ReturnSites)
+	RefCtr uint64 // a USDT marker's semaphore, as a file offset: the kernel's reference counter (0: none)
 	Args   []Arg  // the spec's fetch arguments
 	Event  string // event name for tracefs, set by AssignEventNames
 

@@ -51,6 +51,9 @@ type Spec struct {
 	USDT         bool
 	USDTProvider string
 	USDTName     string
+	// USDTArgs are the fetch args written in a usdt word, checked for
+	// syntax; argK in them is the marker's Kth argument (see usdt.go).
+	USDTArgs []string
 
 	// Skipped is set by Resolve on the Spec its Targets point to: the
 	// functions a glob matched that the kernel cannot probe, each with why.

@@ -17,6 +17,7 @@ package probe
 // the size in bytes, negative when signed (-4@%edi is an int).
 
 import (
+	"debug/elf"
 	"errors"
 	"fmt"
 	"path"
@@ -203,19 +204,14 @@ func (img *elfImage) resolveUSDT(spec *Spec) ([]Target, error) {
 			return newError(kind, "USDT marker %s in %s: "+format, append([]any{m.FullName(), img.path}, args...)...)
 		}
 		var why error
-		switch {
-		case m.Semaphore != 0:
-			why = newError(ErrRefused, "marker %s has a semaphore; not yet supported (in %s, semaphore at file offset 0x%x)", m.FullName(), img.path, m.SemaphoreOffset)
-		default:
-			if _, ok := img.execSegment(m.Offset); !ok {
-				why = refuse(ErrUnsafeOffset, "its address 0x%x is not in an executable segment", m.Address)
-			} else if r := img.kernelRefuses(m.Offset); r != "" {
-				why = refuse(ErrRefused, "the kernel cannot put a uprobe at file offset 0x%x: %s", m.Offset, r)
-			}
+		if _, ok := img.execSegment(m.Offset); !ok {
+			why = refuse(ErrUnsafeOffset, "its address 0x%x is not in an executable segment", m.Address)
+		} else if r := img.kernelRefuses(m.Offset); r != "" {
+			why = refuse(ErrRefused, "the kernel cannot put a uprobe at file offset 0x%x: %s", m.Offset, r)
 		}
 		var args []Arg
 		if why == nil {
-			args, why = usdtFetchArgs(m, spec.Raw)
+			args, why = img.usdtFetchArgs(m, spec)
 			if why != nil {
 				why = refuse(ErrBadArg, "%v", why)
 			}
@@ -227,7 +223,10 @@ func (img *elfImage) resolveUSDT(spec *Spec) ([]Target, error) {
 			}
 			return nil, why
 		}
-		targets = append(targets, Target{Symbol: m.FullName(), Offset: m.Offset, Args: args})
+		// A semaphore is the kernel's reference counter: it raises it in
+		// every process the probe is armed in, now and at later mmaps, and
+		// lowers it when the probe goes.
+		targets = append(targets, Target{Symbol: m.FullName(), Offset: m.Offset, RefCtr: m.SemaphoreOffset, Args: args})
 	}
 	if len(targets) == 0 {
 		why := spec.Skipped[0]
@@ -239,27 +238,153 @@ func (img *elfImage) resolveUSDT(spec *Spec) ([]Target, error) {
 	return targets, nil
 }
 
-// usdtFetchArgs turns a marker's argument specs into kernel fetch args
-// named arg1..argN, checked like any fetch arg.
-func usdtFetchArgs(m USDTMarker, word string) ([]Arg, error) {
+// usdtArg is one marker argument as the kernel fetches it.
+type usdtArg struct {
+	expr, typ string
+	kind      exprKind // of expr: register, memory or immediate
+}
+
+// usdtArgs translates the marker's argument specs for the kernel. A
+// %rip-relative operand (a global variable) becomes @+X, which the kernel
+// reads at bp_addr - probe_offset + X (translate_user_vaddr): X is the
+// variable's address minus the probe segment's vaddr-offset delta.
+func (img *elfImage) usdtArgs(m USDTMarker) ([]usdtArg, error) {
 	specs := strings.Fields(m.Args)
-	toks := make([]string, 0, len(specs))
+	out := make([]usdtArg, 0, len(specs))
 	for i, s := range specs {
-		expr, typ, err := USDTArgExpr(s)
+		expr, typ, err := usdtArgExpr(s, func(sym string, disp int64) (string, error) {
+			return img.ripRelative(m, sym, disp)
+		})
 		if err != nil {
 			return nil, fmt.Errorf("argument %d %q cannot be fetched: %v", i+1, s, err)
 		}
-		toks = append(toks, fmt.Sprintf("arg%d=%s:%s", i+1, expr, typ))
+		kind := kindRegister
+		switch expr[0] {
+		case '\\':
+			kind = kindImm
+		case '+', '-', '@':
+			kind = kindMemory
+		}
+		out = append(out, usdtArg{expr, typ, kind})
 	}
-	args, err := parseArgsABI(toks, false, word, cABI)
+	return out, nil
+}
+
+// ripRelative is the kernel's @+X for the global sym+disp read by the
+// marker m.
+func (img *elfImage) ripRelative(m USDTMarker, sym string, disp int64) (string, error) {
+	seg, ok := img.execSegment(m.Offset)
+	if !ok {
+		return "", fmt.Errorf("the marker is not in an executable segment")
+	}
+	addr, ok := img.dataSymbol(sym)
+	if !ok {
+		return "", fmt.Errorf("global %q is not in the file's symbol table", sym)
+	}
+	x := int64(addr) + disp - int64(seg.Vaddr-seg.Off)
+	if x < 0 {
+		return "", fmt.Errorf("global %q lies before the file's first byte", sym)
+	}
+	return fmt.Sprintf("@+%#x", x), nil
+}
+
+// dataSymbol returns the address of the defined symbol name (any type),
+// from .symtab or .dynsym.
+func (img *elfImage) dataSymbol(name string) (uint64, bool) {
+	for _, read := range []func() ([]elf.Symbol, error){img.elf.Symbols, img.elf.DynamicSymbols} {
+		syms, _ := read()
+		for _, s := range syms {
+			if s.Name == name && s.Section != elf.SHN_UNDEF && s.Value != 0 {
+				return s.Value, true
+			}
+		}
+	}
+	return 0, false
+}
+
+// usdtFetchArgs gives the fetch args of a marker: its arguments arg1..argN
+// with the size and sign of the note, where the user's own tokens in the
+// word (spec.USDTArgs) rename or retype them: "fn=arg2:string" replaces
+// arg2 by a string named fn; any other token (e.g. "+8(arg1):u32") is
+// fetched after them, with argK meaning the marker's Kth argument.
+func (img *elfImage) usdtFetchArgs(m USDTMarker, spec *Spec) ([]Arg, error) {
+	margs, err := img.usdtArgs(m)
 	if err != nil {
+		return nil, err
+	}
+	abi := &argABI{tooFar: func(s string, n int) error {
+		return fmt.Errorf("%s: marker %s has %d arguments", s, m.FullName(), len(margs))
+	}}
+	toks := make([]string, len(margs))
+	for i, a := range margs {
+		abi.regs = append(abi.regs, a.expr)
+		abi.kinds = append(abi.kinds, a.kind)
+		toks[i] = fmt.Sprintf("arg%d=%s:%s", i+1, a.expr, a.typ)
+	}
+	if _, err := parseArgsABI(toks, false, spec.Raw, abi); err != nil {
 		var pe *probeError
 		if errors.As(err, &pe) {
 			return nil, fmt.Errorf("its arguments %q cannot be fetched: %s", m.Args, pe.msg)
 		}
 		return nil, fmt.Errorf("its arguments %q cannot be fetched: %v", m.Args, err)
 	}
-	return args, nil
+	if len(spec.USDTArgs) == 0 {
+		return parseArgsABI(toks, false, spec.Raw, abi)
+	}
+	for _, tok := range spec.USDTArgs {
+		k, rewritten := usdtUserArg(tok, func(k int) string {
+			if k >= 1 && k <= len(margs) {
+				return margs[k-1].typ
+			}
+			return ""
+		})
+		if k >= 1 && k <= len(margs) {
+			toks[k-1] = rewritten
+		} else {
+			toks = append(toks, rewritten)
+		}
+	}
+	// An error now is the user's token's, and names it.
+	args, err := parseArgsABI(toks, false, spec.Raw, abi)
+	if err != nil {
+		var pe *probeError
+		if errors.As(err, &pe) {
+			return nil, errors.New(pe.msg)
+		}
+	}
+	return args, err
+}
+
+// usdtUserArg reads a user token of a usdt word. When its expression is a
+// bare argK it returns K (else 0) and the token the kernel parser gets:
+// argK keeps the marker's type unless one is given (typeOf), and a string
+// type reads the string argK points to ("fn=arg2:string" is
+// "fn=+0(arg2):string"). An unnamed argK keeps its name argK.
+func usdtUserArg(tok string, typeOf func(k int) string) (int, string) {
+	name, body := "", tok
+	if eq := strings.IndexByte(tok, '='); eq > 0 && !strings.ContainsRune(`%$+-@\`, rune(tok[0])) {
+		name, body = tok[:eq+1], tok[eq+1:]
+	}
+	expr, typ, hasType := strings.Cut(body, ":")
+	n, ok := strings.CutPrefix(expr, "arg")
+	k, err := strconv.Atoi(n)
+	if !ok || err != nil || k < 1 || !allDigits(n) {
+		return 0, tok
+	}
+	if name == "" {
+		name = expr + "="
+	}
+	if !hasType {
+		typ = typeOf(k)
+	}
+	base, _, _ := strings.Cut(typ, "[")
+	if base == "string" || base == "ustring" {
+		expr = "+0(" + expr + ")"
+	}
+	if typ == "" {
+		return k, name + expr
+	}
+	return k, name + expr + ":" + typ
 }
 
 // usdtRegisters maps every x86-64 register name an SDT operand may use
@@ -299,6 +424,12 @@ var usdtRegisters = func() map[string]string {
 // args have no PC-relative form), an index register (disp(%b,%i,s)),
 // segment overrides, the high-byte registers %ah..%dh.
 func USDTArgExpr(spec string) (expr, typ string, err error) {
+	return usdtArgExpr(spec, nil)
+}
+
+// usdtArgExpr is USDTArgExpr with sym+disp(%rip) operands translated by
+// global (nil: refused).
+func usdtArgExpr(spec string, global func(sym string, disp int64) (string, error)) (expr, typ string, err error) {
 	size, op := 8, spec
 	if at := strings.IndexByte(spec, '@'); at >= 0 {
 		n, err := strconv.Atoi(spec[:at])
@@ -350,6 +481,14 @@ func USDTArgExpr(spec string) (expr, typ string, err error) {
 		return "", "", fmt.Errorf("operand %q is not a register, a constant or disp(%%reg)", op)
 	}
 	inner := op[open+1 : len(op)-1]
+	if (inner == "%rip" || inner == "%eip") && global != nil {
+		sym, disp, err := symbolDisplacement(op[:open])
+		if err != nil {
+			return "", "", err
+		}
+		expr, err := global(sym, disp)
+		return expr, typ, err
+	}
 	if strings.Contains(inner, ",") {
 		return "", "", fmt.Errorf("an indexed operand (base,index,scale) has no kernel fetch arg form")
 	}
@@ -366,12 +505,59 @@ func USDTArgExpr(spec string) (expr, typ string, err error) {
 	return fmt.Sprintf("%+d(%s)", disp, r), typ, nil
 }
 
-// usdtWordArgs refuses fetch args written in a usdt probe word: the
-// marker's own arguments are fetched, as arg1..argN.
+// symbolDisplacement splits the displacement of a %rip-relative SDT
+// operand, "sym", "40+sym" or "sym+8" or "sym-8", into the symbol and the
+// sum of the numbers. A bare number (relative to the next instruction,
+// which the note does not give) is refused.
+func symbolDisplacement(d string) (string, int64, error) {
+	sym, total := "", int64(0)
+	for i := 0; i < len(d); {
+		j := i + 1
+		for j < len(d) && d[j] != '+' && d[j] != '-' {
+			j++
+		}
+		part := d[i:j]
+		sign := int64(1)
+		if part[0] == '+' || part[0] == '-' {
+			if part[0] == '-' {
+				sign = -1
+			}
+			part = part[1:]
+		}
+		if v, err := strconv.ParseInt(part, 0, 64); err == nil {
+			total += sign * v
+		} else if sym == "" && sign == 1 && part != "" {
+			sym = part
+		} else {
+			return "", 0, fmt.Errorf("%%rip-relative operand %q: cannot read %q", d, part)
+		}
+		i = j
+	}
+	if sym == "" {
+		return "", 0, fmt.Errorf("a %%rip-relative operand without a symbol (%q) has no kernel fetch arg form", d)
+	}
+	return sym, total, nil
+}
+
+// usdtWordArgs checks the fetch args written in a usdt probe word: argK
+// means the marker's Kth argument, checked against the marker at Resolve.
+// Here they are parsed as if every argK were a register, which catches
+// everything but a K past the marker's arguments.
 func usdtWordArgs(s *Spec, toks []string) error {
 	if len(toks) == 0 {
 		return nil
 	}
-	return newError(ErrBadArg, "bad probe %q: fetch args %q in a usdt probe are not supported yet; the marker's arguments are fetched as arg1..argN (see uprobectl symbols --usdt %s)",
-		s.Raw, toks[0], s.Path)
+	placeholder := &argABI{tooFar: func(a string, n int) error { return fmt.Errorf("%s: too many arguments", a) }}
+	for range maxArgs {
+		placeholder.regs = append(placeholder.regs, "%ax")
+	}
+	rewritten := make([]string, len(toks))
+	for i, tok := range toks {
+		_, rewritten[i] = usdtUserArg(tok, func(int) string { return "" })
+	}
+	if _, err := parseArgsABI(rewritten, false, s.Raw, placeholder); err != nil {
+		return err
+	}
+	s.USDTArgs = toks
+	return nil
 }

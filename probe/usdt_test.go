@@ -178,7 +178,7 @@ func TestParseUSDTSpec(t *testing.T) {
 	if err != nil || !s.USDT || s.USDTProvider != "" || s.USDTName != "gc__start" {
 		t.Fatalf("%+v %v", s, err)
 	}
-	for _, bad := range []string{"b:usdt:", "b:usdt::x", "b:usdt:p:", "b:usdt:a:b:c", "b:usdt:p:n%return", "b:usdt:p:[", "b:usdt:p:n x=arg1"} {
+	for _, bad := range []string{"b:usdt:", "b:usdt::x", "b:usdt:p:", "b:usdt:a:b:c", "b:usdt:p:n%return", "b:usdt:p:[", "b:usdt:p:n x=%rdi"} {
 		if _, err := ParseSpec(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -219,16 +219,31 @@ func TestResolveUSDT(t *testing.T) {
 		}
 	}
 	ts, spec, err := resolve(bin + ":usdt:uprobectl:*")
-	if err != nil || len(ts) != 2 || len(spec.Skipped) != 1 || !strings.Contains(spec.Skipped[0], "semaphore") {
+	if err != nil || len(ts) != 4 || len(spec.Skipped) != 0 {
 		t.Fatalf("glob: %v %v %v", ts, spec, err)
 	}
 	AssignEventNames(ts)
-	if ts[0].Event != "uprobectl_tick" || ts[1].Event != "uprobectl_mem" {
-		t.Errorf("events %q %q", ts[0].Event, ts[1].Event)
+	if ts[0].Event != "uprobectl_tick" || ts[1].Event != "uprobectl_mem" || ts[2].Event != "uprobectl_global" {
+		t.Errorf("events %q %q %q", ts[0].Event, ts[1].Event, ts[2].Event)
 	}
-	_, _, err = resolve(bin + ":usdt:uprobectl:gated")
-	if err == nil || !strings.Contains(err.Error(), "marker uprobectl:gated has a semaphore; not yet supported") {
-		t.Errorf("gated: %v", err)
+	// A semaphore is the kernel's reference counter; a global, @+X
+	// relative to the probe's segment (its vaddr minus file offset).
+	var gated, global USDTMarker
+	for _, m := range markers {
+		switch m.Name {
+		case "gated":
+			gated = m
+		case "global":
+			global = m
+		}
+	}
+	ts, _, err = resolve(bin + ":usdt:uprobectl:gated")
+	if err != nil || len(ts) != 1 || ts[0].RefCtr == 0 || ts[0].RefCtr != gated.SemaphoreOffset {
+		t.Errorf("gated: %+v %v, want RefCtr 0x%x", ts, err, gated.SemaphoreOffset)
+	}
+	ts, _, err = resolve(bin + ":usdt:global")
+	if err != nil || len(ts) != 1 || len(ts[0].Args) != 2 || !strings.HasPrefix(ts[0].Args[0].Expr, "@+0x") || global.Offset == 0 {
+		t.Errorf("global: %+v %v", ts, err)
 	}
 	_, _, err = resolve(bin + ":usdt:nothere")
 	if !errors.Is(err, ErrSymbolNotFound) || strings.Contains(err.Error(), "\n") {
@@ -236,11 +251,63 @@ func TestResolveUSDT(t *testing.T) {
 	}
 }
 
-// TestUSDTRipRelativeRefused: a marker whose argument is a global variable
-// (sym(%rip)) is refused with one line naming the spec.
-func TestUSDTRipRelativeRefused(t *testing.T) {
-	_, err := usdtFetchArgs(USDTMarker{Provider: "p", Name: "n", Args: "8@%rdi -4@counter(%rip)"}, "x")
-	if err == nil || !strings.Contains(err.Error(), `argument 2 "-4@counter(%rip)"`) || strings.Contains(err.Error(), "\n") {
+// TestUSDTRipRelativeUnknown: a global the symbol table does not name is
+// refused with one line naming the argument.
+func TestUSDTRipRelativeUnknown(t *testing.T) {
+	bin := buildUSDTTarget(t)
+	img, err := openELF(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer img.Close()
+	markers, _ := img.usdtMarkers()
+	m := markers[0]
+	m.Args = "8@%rdi -4@nothere(%rip)"
+	_, err = img.usdtFetchArgs(m, &Spec{Raw: "x"})
+	if err == nil || !strings.Contains(err.Error(), `argument 2 "-4@nothere(%rip)"`) || !strings.Contains(err.Error(), "nothere") || strings.Contains(err.Error(), "\n") {
 		t.Errorf("%v", err)
+	}
+	for _, c := range []struct {
+		d    string
+		sym  string
+		disp int64
+	}{{"x", "x", 0}, {"40+CheckpointStats", "CheckpointStats", 40}, {"s+8", "s", 8}, {"s-8", "s", -8}} {
+		sym, disp, err := symbolDisplacement(c.d)
+		if err != nil || sym != c.sym || disp != c.disp {
+			t.Errorf("%q: %q %d %v", c.d, sym, disp, err)
+		}
+	}
+	for _, bad := range []string{"8", "-x", "a+b"} {
+		if _, _, err := symbolDisplacement(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
+
+// TestUSDTUserArgsParse: argK in a usdt word renames or retypes the
+// marker's argument; a string reads what it points to.
+func TestUSDTUserArgsParse(t *testing.T) {
+	typeOf := func(k int) string { return []string{"", "u64", "s32"}[k] }
+	for _, c := range []struct {
+		tok  string
+		k    int
+		want string
+	}{
+		{"fn=arg1:string", 1, "fn=+0(arg1):string"},
+		{"arg2", 2, "arg2=arg2:s32"},
+		{"n=arg2:x32", 2, "n=arg2:x32"},
+		{"+8(arg1):u32", 0, "+8(arg1):u32"},
+		{"c=$comm", 0, "c=$comm"},
+	} {
+		k, got := usdtUserArg(c.tok, typeOf)
+		if k != c.k || got != c.want {
+			t.Errorf("%q: %d %q, want %d %q", c.tok, k, got, c.k, c.want)
+		}
+	}
+	if _, err := ParseSpec("b:usdt:p:n fn=arg2:string x=+8(arg1):u32"); err != nil {
+		t.Errorf("user args refused: %v", err)
+	}
+	if _, err := ParseSpec("b:usdt:p:n fn=arg2:strin"); err == nil {
+		t.Errorf("bad type accepted")
 	}
 }

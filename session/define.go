@@ -195,7 +195,7 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 			te.byOffset[off] = p
 			// te's first target's file: the same inode (shareKey), and one
 			// descriptor per inode (probe.Opened).
-			specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: te.probes[0].Target.KernelPath, Offset: off, Return: t.Return && !atRET, Args: args})
+			specs = append(specs, tracefs.UprobeSpec{Event: te.name, Path: te.probes[0].Target.KernelPath, Offset: off, RefCtr: t.RefCtr, Return: t.Return && !atRET, Args: args})
 		}
 	}
 	// Every kernel limit is checked before the first write: here the open
