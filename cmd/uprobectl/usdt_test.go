@@ -112,6 +112,30 @@ func TestUSDTSemaphore(t *testing.T) {
 	}
 }
 
+// TestUSDTSemaphorePid: with --pid only that process's semaphore is
+// raised; another process running the same file keeps its marker off.
+func TestUSDTSemaphorePid(t *testing.T) {
+	needSDT(t)
+	dir := kernelTest(t)
+	bin := targets.Build(t, dir, "usdt")
+	const calls = 300
+	chosen := targets.Start(t, bin, fmt.Sprint(calls))
+	other := targets.Start(t, bin, fmt.Sprint(calls))
+	a := startAttach(t, "--pid", fmt.Sprint(chosen.PID), bin+":usdt:uprobectl:gated")
+	a.waitReady(t)
+	for p, want := range map[*targets.Process]int{chosen: calls, other: 0} {
+		p.Release(t)
+		if line := p.Line(t); line != fmt.Sprintf("gated %d", want) {
+			t.Errorf("target %d: %q, want gated %d", p.PID, line, want)
+		}
+	}
+	a.stop(t)
+	a.checkSummary(t)
+	if byPID, total := a.hitsBy(nil); byPID[int64(chosen.PID)] != calls || total != calls {
+		t.Errorf("hits %v, want %d from %d only", byPID, calls, chosen.PID)
+	}
+}
+
 // TestUSDTUserArgs: the user renames and retypes a marker's arguments in
 // the word; the others keep their names and types.
 func TestUSDTUserArgs(t *testing.T) {
