@@ -19,6 +19,10 @@ type Process struct {
 	StartTime uint64    // field 22 of /proc/PID/stat, clock ticks since boot: tells a reused PID apart
 	Cgroup    string    // the cgroup v2 path ("0::" line of /proc/PID/cgroup)
 	Maps      []Mapping // where the probed files are mapped, when recorded
+	// Images: every executable file mapping, kept only for stacks
+	// (TrackerConfig.KeepImages): from /proc when recorded, then from the
+	// mmap records; emptied by exec.
+	Images Images
 	// Filtered: recorded, but outside the scope (another name than --comm,
 	// another container's view of the file): its hits are counted, not
 	// delivered.

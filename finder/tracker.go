@@ -122,6 +122,7 @@ type Tracker struct {
 	// not armed: the file was replaced on disk.
 	replaced func(path string)
 	paths    map[string]bool // probed paths, to notice a replaced file
+	images   ImageSource     // nil unless the config keeps images
 
 	tasks        map[uint32]*task
 	live         map[int]*tracked
@@ -149,6 +150,9 @@ type TrackerConfig struct {
 	// Replaced is called (on the reader goroutine) when a probed path is
 	// mapped with an inode that is not armed.
 	Replaced func(path string)
+	// KeepImages: keep every executable mapping of each recorded process
+	// (Process.Images), to symbolize stacks.
+	KeepImages bool
 }
 
 // NewTracker returns an empty tracker.
@@ -157,6 +161,9 @@ func NewTracker(cfg TrackerConfig) *Tracker {
 		paths: map[string]bool{}, tasks: map[uint32]*task{}, live: map[int]*tracked{}}
 	for _, p := range cfg.Paths {
 		t.paths[p] = true
+	}
+	if is, ok := cfg.Source.(ImageSource); ok && cfg.KeepImages {
+		t.images = is
 	}
 	if t.report == nil {
 		t.report = func(string, *Process) {}
@@ -196,6 +203,11 @@ func (t *Tracker) Record(p *Process) {
 }
 
 func (t *Tracker) record(p *Process, tids []int) {
+	if t.images != nil && p.Images == nil && p.Via != "fork" {
+		// Best effort: a process already gone keeps none, and its frames
+		// show addresses only.
+		p.Images, _ = t.images.Images(p.PID)
+	}
 	t.judge(p)
 	st := &tracked{threads: map[uint32]bool{}}
 	for _, tid := range tids {
@@ -321,7 +333,7 @@ func (t *Tracker) comm(rec *perfevent.Record) {
 		return
 	}
 	updated := *p
-	updated.Comm, updated.Exe, updated.Maps = rec.Comm, "", nil
+	updated.Comm, updated.Exe, updated.Maps, updated.Images = rec.Comm, "", nil, nil
 	t.judge(&updated)
 	t.table.Add(&updated)
 	if st := t.live[p.PID]; st != nil {
@@ -347,6 +359,13 @@ func (t *Tracker) mmap(rec *perfevent.Record) {
 		}
 	}
 	id := FileID{Dev: unix.Mkdev(m.Major, m.Minor), Ino: m.Ino}
+	if t.images != nil {
+		if p := t.table.Lookup(int(rec.PID)); p != nil {
+			updated := *p
+			updated.Images = p.Images.With(Image{Start: m.Addr, End: m.Addr + m.Len, Offset: m.Pgoff, File: id, Path: m.Filename})
+			t.table.Add(&updated)
+		}
+	}
 	files := t.files.Load()
 	probed, view, ok := files.Match(id)
 	if !ok {

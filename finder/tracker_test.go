@@ -59,6 +59,19 @@ func (f *fakeSource) Mappings(pid int, files *FileSet) ([]Mapping, error) {
 	return out, nil
 }
 
+// Images: the fake's mappings are all executable.
+func (f *fakeSource) Images(pid int) (Images, error) {
+	fp := f.procs[pid]
+	if fp == nil || fp.zombie {
+		return nil, ErrNoProcess
+	}
+	var im Images
+	for _, m := range fp.maps {
+		im = im.With(Image{Start: m.Start, End: m.End, Offset: m.Offset, File: m.File, Path: "/fake"})
+	}
+	return im, nil
+}
+
 func (f *fakeSource) Threads(pid int) ([]int, error) {
 	fp := f.procs[pid]
 	if fp == nil {
@@ -530,5 +543,66 @@ func TestExecByThreadResetsThreads(t *testing.T) {
 	h.exit(100, 100)
 	if h.tr.Lookup(100) != nil {
 		t.Fatal("not retired after the exec'd process exited")
+	}
+}
+
+// TestImagesKeptForStacks: with KeepImages a recorded process keeps every
+// executable mapping the stream reports, a child shares its parent's, and
+// exec starts over.
+func TestImagesKeptForStacks(t *testing.T) {
+	src := newFakeSource()
+	probed := FileID{Dev: 1, Ino: 10}
+	src.spawn(100, 1, "app", Mapping{File: probed, Start: 0x1000, End: 0x2000})
+	tr := NewTracker(TrackerConfig{Source: src, Files: NewFileSet([]FileID{probed}, nil), KeepImages: true, Report: func(string, *Process) {}})
+	p, _ := src.Process(100)
+	p.Maps, _ = src.Mappings(100, tr.Files())
+	tr.Record(p)
+	lib := &perfevent.Mmap{Addr: 0x7000, Len: 0x1000, Major: 0, Minor: 1, Ino: 20, Filename: "/lib/x.so"}
+	tr.Observe(&perfevent.Record{Kind: perfevent.KindMmap, PID: 100, TID: 100, Time: 5, Mmap: lib})
+	im, ok := tr.Lookup(100).Images.Find(0x7010)
+	if !ok || im.Path != "/lib/x.so" || im.File.Ino != 20 {
+		t.Fatalf("image of 0x7010: %+v %v (all %+v)", im, ok, tr.Lookup(100).Images)
+	}
+	if _, ok := tr.Lookup(100).Images.Find(0x8000); ok {
+		t.Errorf("0x8000 found in an image")
+	}
+	tr.Observe(&perfevent.Record{Kind: perfevent.KindFork, PID: 101, PPID: 100, TID: 101, PTID: 100, Time: 6})
+	if _, ok := tr.Lookup(101).Images.Find(0x7010); !ok {
+		t.Errorf("child does not share the parent's images")
+	}
+	tr.Observe(&perfevent.Record{Kind: perfevent.KindComm, PID: 101, TID: 101, Time: 7, Comm: "other", Exec: true})
+	if n := len(tr.Lookup(101).Images); n != 0 {
+		t.Errorf("after exec: %d images, want 0", n)
+	}
+	// A mapping over an old range replaces it.
+	over := &perfevent.Mmap{Addr: 0x6800, Len: 0x1000, Ino: 30, Filename: "/lib/y.so"}
+	tr.Observe(&perfevent.Record{Kind: perfevent.KindMmap, PID: 100, TID: 100, Time: 8, Mmap: over})
+	if im, _ := tr.Lookup(100).Images.Find(0x7010); im.Path != "/lib/y.so" {
+		t.Errorf("after an overlapping mmap: %+v", im)
+	}
+	if len(tr.Lookup(101).Images) != 0 {
+		t.Errorf("the parent's change reached the child")
+	}
+}
+
+func TestImagesWithAndFind(t *testing.T) {
+	var im Images
+	for _, start := range []uint64{0x5000, 0x1000, 0x3000} {
+		im = im.With(Image{Start: start, End: start + 0x1000, Path: fmt.Sprint(start)})
+	}
+	for i := 1; i < len(im); i++ {
+		if im[i-1].Start >= im[i].Start {
+			t.Fatalf("not sorted: %+v", im)
+		}
+	}
+	for addr, want := range map[uint64]string{0x1000: "4096", 0x1fff: "4096", 0x3500: "12288", 0x5fff: "20480"} {
+		if m, ok := im.Find(addr); !ok || m.Path != want {
+			t.Errorf("Find(%#x) = %+v %v, want %s", addr, m, ok, want)
+		}
+	}
+	for _, addr := range []uint64{0, 0x2000, 0x4fff, 0x6000} {
+		if m, ok := im.Find(addr); ok {
+			t.Errorf("Find(%#x) = %+v", addr, m)
+		}
 	}
 }

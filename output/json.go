@@ -143,9 +143,40 @@ func (j *JSON) Hit(h *session.Hit) {
 		b = append(b, `,"retval":`...)
 		b = appendValue(b, *h.Retval)
 	}
+	if h.StackIPs != nil {
+		b = append(b, `,"stack":`...)
+		b = appendStack(b, h.Frames())
+	}
 	b = append(b, "}\n"...)
 	j.buf = b
 	j.write(b)
+}
+
+// appendStack renders frames, innermost first:
+// [{"addr":N,"symbol":"name","offset":N,"binary":"path"},…]; a frame
+// without a symbol has no "symbol" (offset is then in the binary), one
+// outside any file mapping has only "addr".
+func appendStack(b []byte, frames []session.Frame) []byte {
+	b = append(b, '[')
+	for i, f := range frames {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"addr":`...)
+		b = strconv.AppendUint(b, f.Addr, 10)
+		if f.Symbol != "" {
+			b = append(b, `,"symbol":`...)
+			b = appendString(b, f.Symbol)
+		}
+		if f.Binary != "" {
+			b = append(b, `,"offset":`...)
+			b = strconv.AppendUint(b, f.Offset, 10)
+			b = append(b, `,"binary":`...)
+			b = appendString(b, f.Binary)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 func (j *JSON) Summary(st session.Stats, elapsed time.Duration) {
@@ -174,6 +205,10 @@ func (j *JSON) counters(typ string, st session.Stats, elapsed time.Duration) {
 		b = append(b, c.name...)
 		b = append(b, '"', ':')
 		b = strconv.AppendUint(b, c.n, 10)
+	}
+	if st.Groups > 0 {
+		b = append(b, `,"groups":`...)
+		b = strconv.AppendInt(b, int64(st.Groups), 10)
 	}
 	if elapsed >= 0 {
 		b = append(b, `,"duration_ns":`...)

@@ -118,8 +118,45 @@ func (t *Text) Hit(h *session.Hit) {
 		b = appendText(b, v)
 	}
 	b = append(b, '\n')
+	if h.StackIPs != nil {
+		b = appendFrames(b, h.Frames())
+	}
 	t.buf = b
 	t.write(b)
+}
+
+// appendFrames renders a stack one frame a line, innermost first, like
+// perf script: "\t    55af7548e179 leaf+0x0 (/tmp/stacks)".
+func appendFrames(b []byte, frames []session.Frame) []byte {
+	for _, f := range frames {
+		b = append(b, '\t')
+		var digits [16]byte
+		addr := strconv.AppendUint(digits[:0], f.Addr, 16)
+		for range 16 - len(addr) {
+			b = append(b, ' ')
+		}
+		b = append(b, addr...)
+		b = append(b, ' ')
+		b = appendFrameName(b, f)
+		if f.Binary != "" {
+			b = append(b, " ("...)
+			b = appendName(b, f.Binary)
+			b = append(b, ')')
+		}
+		b = append(b, '\n')
+	}
+	return b
+}
+
+// appendFrameName is how a frame is named in text and folded stacks:
+// "symbol+0xOFF", or "[unknown]" when no symbol covers it.
+func appendFrameName(b []byte, f session.Frame) []byte {
+	if f.Symbol == "" {
+		return append(b, "[unknown]"...)
+	}
+	b = appendName(b, f.Symbol)
+	b = append(b, "+0x"...)
+	return strconv.AppendUint(b, f.Offset, 16)
 }
 
 // appendProbeName appends how a hit names its probe: the probe's name, or
@@ -154,7 +191,7 @@ func (t *Text) Summary(st session.Stats, elapsed time.Duration) {
 		name string
 		n    uint64
 	}{{"undecoded", st.Undecoded}, {"unresolved", st.Unresolved}, {"filtered (out of scope)", st.Filtered}, {"missed windows", st.MissedWindows},
-		{"side-band records lost", st.LostSideband}, {"processes recorded late", st.Late}} {
+		{"side-band records lost", st.LostSideband}, {"processes recorded late", st.Late}, {"groups counted", uint64(st.Groups)}} {
 		if c.n > 0 {
 			fmt.Fprintf(t.status, ", %s %d", c.name, c.n)
 		}
@@ -191,6 +228,8 @@ func appendText(b []byte, v perfevent.Value) []byte {
 			b = appendText(b, e)
 		}
 		return append(b, '}')
+	case missingArg:
+		return append(b, '-')
 	}
 	return b
 }

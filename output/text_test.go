@@ -173,7 +173,7 @@ func TestTextHostileNames(t *testing.T) {
 
 func TestCountTableHostileNames(t *testing.T) {
 	var out, status bytes.Buffer
-	c := NewCount(NewText(&out, &status, nil), 0)
+	c := NewCount(NewText(&out, &status, nil), CountOptions{})
 	h1, h2 := hostileHit(4242), hostileHit(4343)
 	h2.Probe = h1.Probe
 	c.Hit(h1)
@@ -211,7 +211,7 @@ func TestTextNormalNames(t *testing.T) {
 		t.Errorf("status:\n%s\nwant:\n%s", status.String(), want)
 	}
 
-	c := NewCount(NewText(&out, &status, nil), 0)
+	c := NewCount(NewText(&out, &status, nil), CountOptions{})
 	c.Hit(&session.Hit{Probe: pr, Process: &finder.Process{PID: 7, Comm: "café"}})
 	c.Summary(session.Stats{}, 0)
 	wantTable := "PROBE                                 PID COMM                     HITS\n" +

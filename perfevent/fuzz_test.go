@@ -26,7 +26,11 @@ func FuzzDecodeRecord(f *testing.F) {
 	f.Fuzz(func(t *testing.T, typ uint32, misc uint16, data []byte) {
 		var arena []byte
 		raw := perf.RawRecord{Header: perf.RecordHeader{Type: perf.RecordType(typ), Misc: misc, Size: uint16(8 + len(data))}, Data: data}
-		rec, ok := decodeRecord(3, &raw, &arena)
+		if rec, ok := decodeRecord(3, &raw, &arena, true); ok && rec.Kind == KindSample && len(rec.Raw)+len(rec.Callchain) > len(data) {
+			t.Fatalf("payload of %d bytes and chain of %d from a record of %d", len(rec.Raw), len(rec.Callchain), len(data))
+		}
+		arena = arena[:0]
+		rec, ok := decodeRecord(3, &raw, &arena, false)
 		if !ok {
 			return
 		}

@@ -40,6 +40,11 @@ type Record struct {
 	Time     uint64 // CLOCK_MONOTONIC nanoseconds
 
 	Raw []byte // KindSample: the trace event payload; valid only during the handler call
+	// Callchain: KindSample, when the rings record stacks (EnableStacks):
+	// the user call chain as the kernel wrote it, 8-byte little-endian
+	// entries, innermost first, PERF_CONTEXT_* markers included (see
+	// UserFrames); valid only during the handler call.
+	Callchain []byte
 
 	Lost uint64 // KindLost: number of records dropped
 
@@ -240,7 +245,7 @@ func (r *Rings) readRing(a *perf.Event, q *queue, cpu int, sideband bool, arena 
 		if err := a.ReadRawRecord(context.Background(), raw); err != nil {
 			break
 		}
-		rec, ok := decodeRecord(cpu, raw, arena)
+		rec, ok := decodeRecord(cpu, raw, arena, r.stackDepth > 0)
 		// A hit ring holds samples and lost counts; anything else in it
 		// is FlushLost's comm record.
 		if !ok || (!sideband && rec.Kind != KindSample && rec.Kind != KindLost) {
@@ -253,26 +258,45 @@ func (r *Rings) readRing(a *perf.Event, q *queue, cpu int, sideband bool, arena 
 
 var le = binary.LittleEndian
 
-// decodeRecord decodes one raw record; a sample's payload is copied to the
-// end of arena (raw.Data is go-perf's buffer, reused for the next record).
-func decodeRecord(cpu int, raw *perf.RawRecord, arena *[]byte) (Record, bool) {
+// decodeRecord decodes one raw record; a sample's payload (and call
+// chain) is copied to the end of arena (raw.Data is go-perf's buffer,
+// reused for the next record). callchain: samples carry
+// PERF_SAMPLE_CALLCHAIN, which the kernel writes between CPU and RAW.
+func decodeRecord(cpu int, raw *perf.RawRecord, arena *[]byte, callchain bool) (Record, bool) {
 	d := raw.Data
 	rec := Record{CPU: cpu}
 	switch raw.Header.Type {
 	case recordSample:
-		// pid, tid, time, cpu, res, raw size, raw data.
+		// pid, tid, time, cpu, res, [nr, ips[nr]], raw size, raw data.
 		if len(d) < 28 {
 			return rec, false
 		}
 		rec.Kind = KindSample
 		rec.PID, rec.TID, rec.Time = le.Uint32(d[0:]), le.Uint32(d[4:]), le.Uint64(d[8:])
-		size := int(le.Uint32(d[24:]))
-		if 28+size > len(d) {
+		at := 24
+		var chain []byte
+		if callchain {
+			nr := le.Uint64(d[24:])
+			if nr > uint64(len(d)-32)/8 {
+				return rec, false
+			}
+			chain = d[32 : 32+8*nr]
+			at = 32 + 8*int(nr)
+		}
+		if at+4 > len(d) {
+			return rec, false
+		}
+		size := int(le.Uint32(d[at:]))
+		if at+4+size > len(d) {
 			return rec, false
 		}
 		start := len(*arena)
-		*arena = append(*arena, d[28:28+size]...)
-		rec.Raw = (*arena)[start:len(*arena):len(*arena)]
+		*arena = append(*arena, d[at+4:at+4+size]...)
+		*arena = append(*arena, chain...)
+		rec.Raw = (*arena)[start : start+size : start+size]
+		if callchain {
+			rec.Callchain = (*arena)[start+size : len(*arena) : len(*arena)]
+		}
 		return rec, true
 	case recordLost:
 		if len(d) < 16 {
@@ -336,6 +360,21 @@ func decodeRecord(cpu int, raw *perf.RawRecord, arena *[]byte) (Record, bool) {
 		rec.Time = le.Uint64(t[8:])
 	}
 	return rec, true
+}
+
+// contextMax is PERF_CONTEXT_MAX: call chain entries from it up are
+// markers (PERF_CONTEXT_USER, _KERNEL, ...), not addresses.
+const contextMax = ^uint64(0) - 4095 + 1
+
+// UserFrames appends the user addresses of the record's call chain to dst,
+// innermost first, skipping the kernel's context markers, and returns it.
+func (r *Record) UserFrames(dst []uint64) []uint64 {
+	for i := 0; i+8 <= len(r.Callchain); i += 8 {
+		if ip := le.Uint64(r.Callchain[i:]); ip < contextMax && ip != 0 {
+			dst = append(dst, ip)
+		}
+	}
+	return dst
 }
 
 // MonotonicNow reads the clock every record is stamped with.

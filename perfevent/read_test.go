@@ -164,7 +164,7 @@ func TestDecodeRecord(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var arena []byte
-			got, ok := decodeRecord(ringCPU, tt.raw, &arena)
+			got, ok := decodeRecord(ringCPU, tt.raw, &arena, false)
 			if ok != tt.wantOK {
 				t.Fatalf("decodeRecord ok = %v, want %v (%+v)", ok, tt.wantOK, got)
 			}
@@ -188,12 +188,12 @@ func TestDecodeRecord(t *testing.T) {
 func TestDecodeRecordCopiesRaw(t *testing.T) {
 	var arena []byte
 	buf := sample(1, 1, 1, 0, []byte("first payload!!!"))
-	first, ok := decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, buf), &arena)
+	first, ok := decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, buf), &arena, false)
 	if !ok {
 		t.Fatal("first sample not decoded")
 	}
 	copy(buf[28:], "XXXXXXXXXXXXXXXX")
-	second, ok := decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(2, 2, 2, 0, []byte("second"))), &arena)
+	second, ok := decodeRecord(0, rawRecord(unix.PERF_RECORD_SAMPLE, 0, sample(2, 2, 2, 0, []byte("second"))), &arena, false)
 	if !ok {
 		t.Fatal("second sample not decoded")
 	}
@@ -327,5 +327,34 @@ func BenchmarkDeliver(b *testing.B) {
 		}
 		n := 0
 		r.deliver(func(*Record) { n++ }, ^uint64(0))
+	}
+}
+
+// TestDecodeCallchain: with stacks, the chain sits between CPU and RAW;
+// UserFrames drops the context markers.
+func TestDecodeCallchain(t *testing.T) {
+	var d []byte
+	d = le.AppendUint32(d, 7)
+	d = le.AppendUint32(d, 8)
+	d = le.AppendUint64(d, 99)
+	d = le.AppendUint64(d, 1) // cpu, res
+	chain := []uint64{^uint64(0) - 511, 0x401000, 0x401234}
+	d = le.AppendUint64(d, uint64(len(chain)))
+	for _, ip := range chain {
+		d = le.AppendUint64(d, ip)
+	}
+	d = le.AppendUint32(d, 3)
+	d = append(d, "abc"...)
+	var arena []byte
+	rec, ok := decodeRecord(1, rawRecord(unix.PERF_RECORD_SAMPLE, 0, d), &arena, true)
+	if !ok || string(rec.Raw) != "abc" || rec.PID != 7 || rec.TID != 8 || rec.Time != 99 {
+		t.Fatalf("%+v %v", rec, ok)
+	}
+	if got := rec.UserFrames(nil); len(got) != 2 || got[0] != 0x401000 || got[1] != 0x401234 {
+		t.Errorf("frames %x", got)
+	}
+	d[24] = 200 // a chain longer than the record
+	if _, ok := decodeRecord(1, rawRecord(unix.PERF_RECORD_SAMPLE, 0, d), &arena, true); ok {
+		t.Errorf("truncated chain accepted")
 	}
 }

@@ -49,6 +49,26 @@ type Rings struct {
 	// into them, and the steady state allocates nothing.
 	arenas [3][]byte
 	round  int
+	// stackDepth > 0: trace events record the user call chain, at most
+	// stackDepth frames (EnableStacks).
+	stackDepth int
+}
+
+// MaxStackDepth is the kernel's default kernel.perf_event_max_stack: a
+// deeper sample_max_stack is refused.
+const MaxStackDepth = 127
+
+// EnableStacks makes the trace events attached from now on record the
+// user call stack of every hit (frame-pointer walk by the kernel,
+// PERF_SAMPLE_CALLCHAIN without kernel frames), at most depth frames.
+// Call it before the first Attach: every sample of a ring must have one
+// layout.
+func (r *Rings) EnableStacks(depth int) error {
+	if depth < 1 || depth > MaxStackDepth {
+		return fmt.Errorf("stack depth %d: must be 1..%d", depth, MaxStackDepth)
+	}
+	r.stackDepth = depth
+	return nil
 }
 
 // queue is one ring's undelivered records; head is the next one.
@@ -188,6 +208,13 @@ func (r *Rings) Attach(traceEventID uint64, tid int, opts AttachOptions) (*Attac
 			UseClockID:   true,
 		},
 		ClockID: unix.CLOCK_MONOTONIC,
+	}
+	if r.stackDepth > 0 {
+		attr.SampleFormat.Callchain = true
+		attr.Options.ExcludeKernelCallchain = true
+		// The kernel counts addresses only, not its context markers, and
+		// refuses more than kernel.perf_event_max_stack (EOVERFLOW).
+		attr.SampleMaxStack = uint16(r.stackDepth)
 	}
 	a := &Attachment{}
 	for i, cpu := range r.cpus {

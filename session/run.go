@@ -22,6 +22,9 @@ type stream struct {
 	// allocates nothing (the sink must not keep them past its call).
 	payload   perfevent.Payload
 	delivered Hit
+	ips       []uint64    // the stack's addresses, reused
+	frames    []Frame     // Hit.Frames' buffer, reused
+	symbolize *symbolizer // with stacks
 
 	mu       sync.Mutex
 	deferred []func() // to run on the reader goroutine (from rearm)
@@ -124,6 +127,10 @@ func (s *Session) hit(rec *perfevent.Record) {
 	}
 	h := &s.stream.delivered
 	*h = Hit{Probe: pr, Process: proc, TID: int(rec.TID), CPU: rec.CPU, TimeNS: rec.Time, Payload: *payload}
+	if z := s.stream.symbolize; z != nil {
+		s.stream.ips = rec.UserFrames(s.stream.ips[:0])
+		h.StackIPs, h.symbolize, h.frames = s.stream.ips, z, s.stream.frames[:0]
+	}
 	if te.retval != "" {
 		for i := range payload.Args {
 			if payload.Args[i].Name == te.retval {
@@ -132,6 +139,9 @@ func (s *Session) hit(rec *perfevent.Record) {
 		}
 	}
 	s.sink.Hit(h)
+	if h.frames != nil {
+		s.stream.frames = h.frames[:0] // keep what the stack's frames grew to
+	}
 	if n := c.hits.Add(1); s.stream.maxHits > 0 && n >= s.stream.maxHits && s.stream.stop != nil {
 		s.stream.stop()
 	}

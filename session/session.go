@@ -65,6 +65,9 @@ type Config struct {
 	// Program is run's command (its program file): library names in the
 	// probes resolve through its RUNPATH/RPATH first, as its loader will.
 	Program string
+	// StackDepth > 0: every hit carries its user call stack, at most this
+	// many frames (--stacks, --stack-depth).
+	StackDepth int
 }
 
 // perProcess: arm chosen processes only (--pid, run), not every mapper.
@@ -126,6 +129,27 @@ type Hit struct {
 	TimeNS  uint64 // CLOCK_MONOTONIC
 	Payload perfevent.Payload
 	Retval  *perfevent.Value // return probes: the $retval argument
+	// StackIPs is the user call stack with Config.StackDepth, innermost
+	// first (frame 0 the probed instruction, then return addresses); nil
+	// without. Frames symbolizes it.
+	StackIPs []uint64
+
+	symbolize *symbolizer
+	frames    []Frame // Frames' result for this hit
+	framesOK  bool
+}
+
+// Frames returns the hit's stack symbolized (nil without stacks). The
+// slice is reused for the next hit: the sink copies what it keeps.
+func (h *Hit) Frames() []Frame {
+	if h.StackIPs == nil || h.symbolize == nil {
+		return nil
+	}
+	if !h.framesOK {
+		h.frames = h.symbolize.frames(h.Process, h.StackIPs, h.frames[:0])
+		h.framesOK = true
+	}
+	return h.frames
 }
 
 // Sink receives what a session produces. Calls come from one goroutine at
@@ -178,6 +202,7 @@ type Stats struct {
 	// before its new inode was armed: their hits until then are missing.
 	MissedWindows uint64
 	Processes     int // processes recorded over the run
+	Groups        int // --count: groups counted (probe, process, and stack or --by values)
 	Tracked       int // processes in the table now
 	Probes        int
 
@@ -304,6 +329,12 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if s.rings, err = perfevent.OpenRings(pages); err != nil {
 		return nil, classifyPerfError(err)
 	}
+	if cfg.StackDepth > 0 {
+		if err := s.rings.EnableStacks(cfg.StackDepth); err != nil {
+			return nil, badInput(fmt.Errorf("--stack-depth: %w", err))
+		}
+		s.stream.symbolize = newSymbolizer(s.procRoot())
+	}
 	s.arms = &armer{rings: s.rings, procRoot: s.procRoot(), perProcess: cfg.perProcess(), followsChildren: cfg.followsChildren(),
 		launch: cfg.Launch, attachments: map[int][]*perfevent.Attachment{}}
 	// Refuse what cannot be armed before recording or writing anything.
@@ -316,11 +347,12 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	}
 	s.proc = finder.NewProcSource(s.procRoot())
 	s.finder = finder.NewTracker(finder.TrackerConfig{
-		Source: s.proc,
-		Scope:  finder.Scope{Chosen: cfg.perProcess(), Follow: cfg.Follow || cfg.Launch > 0, Comm: cfg.Comm, ExactFile: cfg.Root != "", Self: os.Getpid()},
-		Files:  files,
-		Paths:  pathsOf(targets),
-		Report: s.onProcess,
+		Source:     s.proc,
+		Scope:      finder.Scope{Chosen: cfg.perProcess(), Follow: cfg.Follow || cfg.Launch > 0, Comm: cfg.Comm, ExactFile: cfg.Root != "", Self: os.Getpid()},
+		Files:      files,
+		Paths:      pathsOf(targets),
+		Report:     s.onProcess,
+		KeepImages: cfg.StackDepth > 0,
 		Replaced: func(path string) {
 			go s.rearm(path)
 		},

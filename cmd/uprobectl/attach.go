@@ -37,6 +37,11 @@ func traceFlags() []cli.Flag {
 		&cli.StringFlag{Name: "probes-file", Usage: "read probes from this file, one per line (blank lines and lines starting with # are skipped); $UPROBECTL_PROBES may hold more, one per line"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at ADDR/metrics, and /healthz, /readyz (e.g. :9464)"},
 		&cli.IntFlag{Name: "metrics-max-comms", Value: metrics.DefaultMaxComms, Usage: "with --metrics-addr: at most this many distinct command names get a comm label of their own; the hits of any further name are counted under comm=\"other\""},
+		&cli.BoolFlag{Name: "stacks", Aliases: []string{"g"}, Usage: "every hit carries its user call stack, symbolized (frame-pointer walk; with --count: counts per stack, printed as folded stacks)"},
+		&cli.IntFlag{Name: "stack-depth", Value: perfevent.MaxStackDepth, Usage: fmt.Sprintf("with --stacks: at most this many frames (1 to %d)", perfevent.MaxStackDepth)},
+		&cli.StringSliceFlag{Name: "by", Usage: "with --count or --latency: group by the value of this fetch arg too (repeatable)"},
+		&cli.BoolFlag{Name: "first-stack", Usage: "count per probe, process and --by values, keeping only the first call stack seen for each (implies --count --stacks): memory grows with the keys, not the calls"},
+		&cli.StringFlag{Name: "pprof", Usage: "write the counts per stack to this file as a gzipped pprof profile (implies --count --stacks)"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status lines or warnings on stderr, only errors"},
 	}
 }
@@ -59,6 +64,8 @@ func withEnv(flags []cli.Flag) []cli.Flag {
 		case *cli.DurationFlag:
 			f.EnvVars = env
 		case *cli.IntSliceFlag:
+			f.EnvVars = env
+		case *cli.StringSliceFlag:
 			f.EnvVars = env
 		}
 	}
@@ -156,8 +163,19 @@ func checkFlags(c *cli.Context) error {
 			return usageError(fmt.Errorf("--%s %s: must be positive (%s)", d.flag, v, d.zero))
 		}
 	}
-	if c.Duration("interval") > 0 && !c.Bool("count") {
+	if c.Duration("interval") > 0 && !counting(c) {
 		return usageError(errors.New("--interval goes with --count"))
+	}
+	if n := c.Int("stack-depth"); n < 1 || n > perfevent.MaxStackDepth {
+		return usageError(fmt.Errorf("--stack-depth %d: must be 1 to %d (the kernel's kernel.perf_event_max_stack default)", n, perfevent.MaxStackDepth))
+	}
+	if len(c.StringSlice("by")) > 0 && !counting(c) {
+		return usageError(errors.New("--by goes with --count (or --first-stack, --pprof)"))
+	}
+	for _, name := range c.StringSlice("by") {
+		if !validArgName(name) {
+			return usageError(fmt.Errorf("--by %q: name a fetch arg of the probes (a C identifier, e.g. --by m for 'libc:pthread_mutex_lock m=arg1:x64')", name))
+		}
 	}
 	if c.IsSet("buffer-pages") {
 		n := c.Int("buffer-pages")
@@ -181,6 +199,9 @@ func trace(c *cli.Context, cfg session.Config, release func() error, exited func
 	cfg.Force = c.Bool("force")
 	cfg.BufferPages = c.Int("buffer-pages")
 	cfg.StatsInterval = c.Duration("stats-interval")
+	if stacks(c) {
+		cfg.StackDepth = c.Int("stack-depth")
+	}
 	status := io.Writer(os.Stderr)
 	if c.Bool("quiet") {
 		status = io.Discard
@@ -260,13 +281,35 @@ func trace(c *cli.Context, cfg session.Config, release func() error, exited func
 	return nil
 }
 
+// counting: the hits are counted, not printed.
+func counting(c *cli.Context) bool {
+	return c.Bool("count") || c.Bool("first-stack") || c.String("pprof") != ""
+}
+
+// stacks: the hits carry their call stacks.
+func stacks(c *cli.Context) bool {
+	return c.Bool("stacks") || c.Bool("first-stack") || c.String("pprof") != ""
+}
+
+// validArgName: a fetch arg name, as the kernel takes it.
+func validArgName(s string) bool {
+	for i, r := range s {
+		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
+			return false
+		}
+	}
+	return s != ""
+}
+
 // newWriter picks the output: hits as text or JSON lines, or counts.
 func newWriter(c *cli.Context, w, status io.Writer, onError func()) output.Writer {
+	opts := output.CountOptions{Interval: c.Duration("interval"), Stacks: stacks(c), By: c.StringSlice("by"),
+		FirstStack: c.Bool("first-stack"), Pprof: c.String("pprof")}
 	switch {
-	case c.Bool("count") && c.Bool("json"):
-		return output.NewCount(output.NewJSON(w, onError), c.Duration("interval"))
-	case c.Bool("count"):
-		return output.NewCount(output.NewText(w, status, onError), c.Duration("interval"))
+	case counting(c) && c.Bool("json"):
+		return output.NewCount(output.NewJSON(w, onError), opts)
+	case counting(c):
+		return output.NewCount(output.NewText(w, status, onError), opts)
 	case c.Bool("json"):
 		return output.NewJSON(w, onError)
 	}

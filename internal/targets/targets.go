@@ -137,6 +137,8 @@ func Build(t testing.TB, dir, variant string) string {
 		cmds = [][]string{{"go", "build", "-o", out, filepath.Join(src, "gotarget", "main.go")}}
 	case "cpptarget": // C++: namespaces, overloads, templates
 		cmds = [][]string{{"g++", "-O0", "-o", out, filepath.Join(src, "cpptarget.cpp")}}
+	case "stacks": // two call paths to leaf, with frame pointers
+		cmds = [][]string{{"gcc", "-O0", "-fno-omit-frame-pointer", "-o", out, filepath.Join(src, "stacks.c")}}
 	case "usdt": // SDT markers (<sys/sdt.h>, systemtap-sdt-dev)
 		cmds = [][]string{{"gcc", "-O0", "-o", out, filepath.Join(src, "usdt.c")}}
 	case "privlib": // a private copy of libm.so.6 in dir/libm-private, found through the RUNPATH
