@@ -19,6 +19,7 @@ import (
 	"github.com/uprobectl/uprobectl/metrics"
 	"github.com/uprobectl/uprobectl/output"
 	"github.com/uprobectl/uprobectl/perfevent"
+	"github.com/uprobectl/uprobectl/probe"
 	"github.com/uprobectl/uprobectl/session"
 )
 
@@ -42,6 +43,7 @@ func traceFlags() []cli.Flag {
 		&cli.StringSliceFlag{Name: "by", Usage: "with --count or --latency: group by the value of this fetch arg too (repeatable)"},
 		&cli.BoolFlag{Name: "first-stack", Usage: "count per probe, process and --by values, keeping only the first call stack seen for each (implies --count --stacks): memory grows with the keys, not the calls"},
 		&cli.StringFlag{Name: "pprof", Usage: "write the counts per stack to this file as a gzipped pprof profile (implies --count --stacks)"},
+		&cli.BoolFlag{Name: "latency", Usage: "time the calls of each probed function: its return is probed too, entries and returns are paired per thread, and a log2 histogram per function (and --by values) is printed at exit"},
 		&cli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "no status lines or warnings on stderr, only errors"},
 	}
 }
@@ -169,8 +171,11 @@ func checkFlags(c *cli.Context) error {
 	if n := c.Int("stack-depth"); n < 1 || n > perfevent.MaxStackDepth {
 		return usageError(fmt.Errorf("--stack-depth %d: must be 1 to %d (the kernel's kernel.perf_event_max_stack default)", n, perfevent.MaxStackDepth))
 	}
-	if len(c.StringSlice("by")) > 0 && !counting(c) {
-		return usageError(errors.New("--by goes with --count (or --first-stack, --pprof)"))
+	if len(c.StringSlice("by")) > 0 && !counting(c) && !c.Bool("latency") {
+		return usageError(errors.New("--by goes with --count (or --first-stack, --pprof) or --latency"))
+	}
+	if c.Bool("latency") && (counting(c) || c.Bool("stacks")) {
+		return usageError(errors.New("--latency prints histograms: it does not go with --count, --stacks, --first-stack or --pprof"))
 	}
 	for _, name := range c.StringSlice("by") {
 		if !validArgName(name) {
@@ -201,6 +206,11 @@ func trace(c *cli.Context, cfg session.Config, release func() error, exited func
 	cfg.StatsInterval = c.Duration("stats-interval")
 	if stacks(c) {
 		cfg.StackDepth = c.Int("stack-depth")
+	}
+	if c.Bool("latency") {
+		if cfg.Probes, err = latencyWords(cfg.Probes); err != nil {
+			return err
+		}
 	}
 	status := io.Writer(os.Stderr)
 	if c.Bool("quiet") {
@@ -281,6 +291,25 @@ func trace(c *cli.Context, cfg session.Config, release func() error, exited func
 	return nil
 }
 
+// latencyWords gives, for each probe word naming a function's entry, the
+// word and its %return, both fetching the stack pointer that pairs them.
+func latencyWords(words []string) ([]string, error) {
+	out := make([]string, 0, 2*len(words))
+	for _, w := range words {
+		loc, args, _ := strings.Cut(strings.TrimSpace(w), " ")
+		spec, err := probe.ParseSpec(w)
+		if err != nil {
+			return nil, badInput(err)
+		}
+		if spec.Return || spec.USDT || spec.HasFileOffset || spec.SymbolOffset != 0 {
+			return nil, badInput(fmt.Errorf("--latency: %q does not name a function's entry: write PATH:FUNCTION (its return is probed too)", w))
+		}
+		sp := " " + output.LatencySPArg + "=$stack"
+		out = append(out, loc+sp+" "+args, loc+"%return"+sp)
+	}
+	return out, nil
+}
+
 // counting: the hits are counted, not printed.
 func counting(c *cli.Context) bool {
 	return c.Bool("count") || c.Bool("first-stack") || c.String("pprof") != ""
@@ -306,6 +335,10 @@ func newWriter(c *cli.Context, w, status io.Writer, onError func()) output.Write
 	opts := output.CountOptions{Interval: c.Duration("interval"), Stacks: stacks(c), By: c.StringSlice("by"),
 		FirstStack: c.Bool("first-stack"), Pprof: c.String("pprof")}
 	switch {
+	case c.Bool("latency") && c.Bool("json"):
+		return output.NewLatency(output.NewJSON(w, onError), c.StringSlice("by"))
+	case c.Bool("latency"):
+		return output.NewLatency(output.NewText(w, status, onError), c.StringSlice("by"))
 	case counting(c) && c.Bool("json"):
 		return output.NewCount(output.NewJSON(w, onError), opts)
 	case counting(c):

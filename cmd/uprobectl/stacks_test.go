@@ -6,11 +6,13 @@ package main
 // first stack per key, against what the program did.
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/google/pprof/profile"
@@ -156,5 +158,89 @@ func TestStacksCpp(t *testing.T) {
 	names := stackNames(t, hits[0])
 	if len(names) < 2 || names[0] != "ns::inner::bump(unsigned int)" || names[len(names)-1] != "main" {
 		t.Errorf("stack %q: want ns::inner::bump(unsigned int) first, main last", names)
+	}
+}
+
+// TestLatency: --latency pairs every entry with its return: each function
+// gets a histogram of exactly its calls, and --by splits it per key.
+func TestLatency(t *testing.T) {
+	dir := kernelTest(t)
+	bin := targets.Build(t, dir, "stacks")
+	out := filepath.Join(dir, "latency.json")
+	if b, err := exec.Command(binary, "run", "--latency", "--json", "--by", "key", "--output", out,
+		bin+":leaf key=arg1:s64", bin+":a", "--", "sh", "-c", "echo go | "+bin+" 500 >/dev/null").CombinedOutput(); err != nil {
+		t.Fatalf("run --latency: %v\n%s", err, b)
+	}
+	data, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[string]int64{}
+	var stats map[string]any
+	for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("bad line %q", line)
+		}
+		switch m["type"] {
+		case "latency":
+			var inBuckets int64
+			for _, b := range m["buckets"].([]any) {
+				inBuckets += num(b.(map[string]any)["count"])
+			}
+			if inBuckets != num(m["count"]) || num(m["min_ns"]) <= 0 || num(m["min_ns"]) > num(m["avg_ns"]) || num(m["avg_ns"]) > num(m["max_ns"]) {
+				t.Errorf("latency line %v: buckets sum %d", m, inBuckets)
+			}
+			by, _ := m["by"].(map[string]any)
+			counts[fmt.Sprintf("%v key=%v", m["symbol"], by["key"])] = num(m["count"])
+		case "latency_stats":
+			stats = m
+		}
+	}
+	want := map[string]int64{"a key=-": 1000}
+	for k := range 5 {
+		want[fmt.Sprintf("leaf key=%d", k)] = 300
+	}
+	if fmt.Sprint(counts) != fmt.Sprint(want) {
+		t.Errorf("latency counts %v, want %v", counts, want)
+	}
+	if num(stats["paired"]) != 2500 || num(stats["unmatched"]) != 0 || num(stats["skipped"]) != 0 || num(stats["unfinished"]) != 0 {
+		t.Errorf("latency_stats %v, want 2500 paired and nothing else", stats)
+	}
+}
+
+// TestFirstStackMemoryFlat: with --first-stack uprobectl's peak memory
+// does not grow with the calls: 1M calls take no more than 100k (5 keys
+// either way).
+func TestFirstStackMemoryFlat(t *testing.T) {
+	dir := kernelTest(t)
+	bin := targets.Build(t, dir, "stacks")
+	peak := func(n int) (int64, string) {
+		cmd := exec.Command(binary, "run", "--first-stack", "--by", "key", "--json", bin+":leaf key=arg1:s64",
+			"--", "sh", "-c", fmt.Sprintf("echo go | %s %d >/dev/null", bin, n))
+		out, err := cmd.Output()
+		if err != nil {
+			t.Fatalf("run: %v", err)
+		}
+		return cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss, string(out) // KiB
+	}
+	small, _ := peak(100_000 / 3)
+	large, out := peak(1_000_000 / 3)
+	t.Logf("peak RSS: %d KiB for 100k calls, %d KiB for 1M", small, large)
+	if large > small+small/4+4096 {
+		t.Errorf("peak RSS grew from %d KiB (100k calls) to %d KiB (1M calls)", small, large)
+	}
+	var hits, lost int64
+	for _, line := range strings.Split(out, "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(line), &m) == nil && m["type"] == "count" {
+			hits += num(m["hits"])
+		}
+		if json.Unmarshal([]byte(line), &m) == nil && m["type"] == "summary" {
+			lost = num(m["lost"])
+		}
+	}
+	if hits+lost != 999_999 {
+		t.Errorf("counted %d + lost %d, want 999999 calls", hits, lost)
 	}
 }
