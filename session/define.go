@@ -35,6 +35,7 @@ type probeSet struct {
 	// checkBudget refuses, before anything is written, a number of trace
 	// events the arming could not open (file descriptors).
 	checkBudget func(traces int) error
+	stacks      bool // entry probes fetch stackReturnArg
 }
 
 // traceOf returns the trace event of a sample's event id. Lock-free.
@@ -116,7 +117,10 @@ type shareKey struct {
 // withKernelArgs returns t with the fetch args its trace event gets: a
 // return probe always fetches its return value, and a Go function's return
 // (no uretprobe: Go would crash; a p: probe on each RET) finds it in RAX.
-func withKernelArgs(t probe.Target) probe.Target {
+func withKernelArgs(t probe.Target, stacks bool) probe.Target {
+	if stacks && atFunctionEntry(t) {
+		t.Args = append(slices.Clip(t.Args), probe.Arg{Name: stackReturnArg, Expr: "$stack0", Type: "x64", Given: "$stack0"})
+	}
 	if t.Return && retvalArg(t.Args) == "" {
 		t.Args = append(slices.Clip(t.Args), probe.Arg{Name: "retval", Expr: "$retval", Type: "s64", Given: "$retval"})
 	}
@@ -140,11 +144,26 @@ func shareKeyOf(t probe.Target) shareKey {
 	return shareKey{t.File, t.Return, len(t.ReturnSites) > 0, strings.Join(fetchArgs(t), " ")}
 }
 
+// stackReturnArg is the fetch arg an entry probe gets with stacks: the
+// word at the stack pointer, the return address into the caller. The
+// kernel's frame-pointer walk starts from %rbp, which at a function's
+// first instruction is still the caller's: it reports the caller's caller
+// next, unless the function starts with push %rbp (6.18 fixes that case
+// up itself). Debian's libc malloc starts with push %r12: without this,
+// malloc's caller was missing from every stack.
+const stackReturnArg = "stack_ret"
+
+// atFunctionEntry: t probes the first instruction of a function (or, in Go,
+// right after the stack check, where the stack pointer has not moved).
+func atFunctionEntry(t probe.Target) bool {
+	return t.Symbol != "" && !t.Return && (t.Spec == nil || !t.Spec.USDT && t.Spec.SymbolOffset == 0 && !t.Spec.HasFileOffset)
+}
+
 // traceEventCount is how many trace events targets will take.
-func traceEventCount(targets []probe.Target) int {
+func traceEventCount(targets []probe.Target, stacks bool) int {
 	keys := map[shareKey]bool{}
 	for _, t := range targets {
-		keys[shareKeyOf(withKernelArgs(t))] = true
+		keys[shareKeyOf(withKernelArgs(t, stacks))] = true
 	}
 	return len(keys)
 }
@@ -171,7 +190,7 @@ func (ps *probeSet) defineTraces(targets []probe.Target, display func(string) st
 		}
 		retval := retvalArg(t.Args)
 		atRET := len(t.ReturnSites) > 0
-		t = withKernelArgs(t)
+		t = withKernelArgs(t, ps.stacks)
 		args := fetchArgs(t)
 		if t.KernelPath == "" || t.File == (probe.FileID{}) {
 			return nil, fmt.Errorf("internal error: %s was not opened by probe.Resolve with an Opened", t.Path)

@@ -128,8 +128,19 @@ func (s *Session) hit(rec *perfevent.Record) {
 	h := &s.stream.delivered
 	*h = Hit{Probe: pr, Process: proc, TID: int(rec.TID), CPU: rec.CPU, TimeNS: rec.Time, Payload: *payload}
 	if z := s.stream.symbolize; z != nil {
-		s.stream.ips = rec.UserFrames(s.stream.ips[:0])
-		h.StackIPs, h.symbolize, h.frames = s.stream.ips, z, s.stream.frames[:0]
+		ips := rec.UserFrames(s.stream.ips[:0])
+		if n := len(h.Payload.Args); n > 0 && h.Payload.Args[n-1].Name == stackReturnArg {
+			// An entry probe: the caller is the return address at the
+			// stack pointer; the kernel's walk skipped it unless the
+			// function starts with push %rbp.
+			ret := h.Payload.Args[n-1].Uint
+			h.Payload.Args = h.Payload.Args[:n-1]
+			if len(ips) > 0 && ret != 0 && (len(ips) < 2 || ips[1] != ret) {
+				ips = slices.Insert(ips, 1, ret)
+			}
+		}
+		s.stream.ips = ips
+		h.StackIPs, h.symbolize, h.frames = ips, z, s.stream.frames[:0]
 	}
 	if te.retval != "" {
 		for i := range payload.Args {

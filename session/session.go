@@ -314,7 +314,7 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	if s.fs, err = tracefs.Open(); err != nil {
 		return nil, environmentError(err)
 	}
-	s.probes = &probeSet{fs: s.fs, words: cfg.Probes}
+	s.probes = &probeSet{fs: s.fs, words: cfg.Probes, stacks: cfg.StackDepth > 0}
 	defer func() {
 		if err != nil {
 			s.Close()
@@ -338,7 +338,7 @@ func Start(cfg Config, sink Sink) (_ *Session, err error) {
 	s.arms = &armer{rings: s.rings, procRoot: s.procRoot(), perProcess: cfg.perProcess(), followsChildren: cfg.followsChildren(),
 		launch: cfg.Launch, attachments: map[int][]*perfevent.Attachment{}}
 	// Refuse what cannot be armed before recording or writing anything.
-	if err := s.arms.checkFileBudget(traceEventCount(targets), budgetPIDs(cfg)); err != nil {
+	if err := s.arms.checkFileBudget(traceEventCount(targets, cfg.StackDepth > 0), budgetPIDs(cfg)); err != nil {
 		return nil, err
 	}
 	files, err := identifyFiles(targets)
