@@ -722,6 +722,8 @@ func descendants(pid int) map[int]bool {
 
 // --- func-latency ---
 
+// histogram: func-latency's output, buckets in nanoseconds, the count line's
+// times in microseconds.
 type histogram struct {
 	buckets             map[string]int64
 	order               []string
@@ -763,7 +765,7 @@ func TestFuncLatency(t *testing.T) {
 	var groups []string
 	checkEvents(t, &groups)
 	bin := buildC(t, "sleeper")
-	const usec = 2200 // [2K, 4K) with room for a busy machine's late wake-ups
+	const usec = 2200 // [2M, 4M) ns with room for a busy machine's late wake-ups
 	tg := startTarget(t, bin, "15", "3", strconv.Itoa(usec))
 	r := startScript(t, nil, "func-latency", "--pid", strconv.Itoa(tg.pid), bin+":recurse")
 	r.waitReady(t, &groups)
@@ -786,16 +788,20 @@ func TestFuncLatency(t *testing.T) {
 	if sum != h.count {
 		t.Errorf("the histogram holds %d calls, the count line %d", sum, h.count)
 	}
-	// usleep(2200) lasts at least 2200 us, so no call can be below [2K, 4K),
-	// and most are in it: a late wake-up on a busy machine moves a few up.
+	// usleep(2200) lasts at least 2200 us, so no call can be below [2M, 4M)
+	// ns (2097 to 4194 us), and most are in it: a late wake-up on a busy
+	// machine moves a few up.
 	if h.minUs < usec {
 		t.Errorf("min %.3f us < %d us: entries and returns mispaired", h.minUs, usec)
 	}
-	if in := h.buckets["[2K, 4K)"]; in < calls*3/4 {
-		t.Errorf("[2K, 4K) holds %d of %d calls", in, calls)
+	if in := h.buckets["[2M, 4M)"]; in < calls*3/4 {
+		t.Errorf("[2M, 4M) holds %d of %d calls", in, calls)
 	}
-	if h.order[0] != "[2K, 4K)" {
-		t.Errorf("first bucket %s, want [2K, 4K)", h.order[0])
+	if len(h.order) == 0 || h.order[0] != "[2M, 4M)" {
+		t.Errorf("buckets %v, want [2M, 4M) first", h.order)
+	}
+	if !strings.Contains(r.stdout.String(), "latency of "+bin+":recurse, nanoseconds:\n") {
+		t.Errorf("no header line for %s:recurse", bin)
 	}
 	if strings.Contains(r.stderr.String(), "without a traced") {
 		t.Errorf("unpaired calls reported:\n%s", r.stderr.String())
@@ -861,11 +867,52 @@ func TestFuncLatencySIGTERM(t *testing.T) {
 // --- lock-holders ---
 
 type lockRow struct {
-	comm, caller, symbol string
-	calls                int64
+	comm  string
+	calls int64
+	stack []string // the first stack's frames, innermost first
 }
 
-var lockRowRE = regexp.MustCompile(`^(\d+)\s+(.*?)\s+(0x[0-9a-f]+)\s+(\d+)\s+(0x[0-9a-f]+)\s+(.*)$`)
+var (
+	lockRowRE   = regexp.MustCompile(`^(\d+)\s+(.*?)\s+(0x[0-9a-f]+)\s+(\d+)$`)
+	lockFrameRE = regexp.MustCompile(`^    (\S.*)$`)
+)
+
+// parseLockTable: PID COMM LOCK CALLS rows, each followed by its stack's
+// frames, indented; rows by PID and LOCK.
+func parseLockTable(t *testing.T, out string) map[int]map[string]*lockRow {
+	t.Helper()
+	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if strings.Join(strings.Fields(lines[0]), " ") != "PID COMM LOCK CALLS" {
+		t.Fatalf("no table header in:\n%s", out)
+	}
+	rows := map[int]map[string]*lockRow{}
+	var last *lockRow
+	for _, l := range lines[1:] {
+		if m := lockFrameRE.FindStringSubmatch(l); m != nil && last != nil {
+			last.stack = append(last.stack, m[1])
+			continue
+		}
+		m := lockRowRE.FindStringSubmatch(l)
+		if m == nil {
+			t.Fatalf("bad line %q", l)
+		}
+		pid := int(atoi(t, m[1]))
+		if rows[pid] == nil {
+			rows[pid] = map[string]*lockRow{}
+		}
+		if rows[pid][m[3]] != nil {
+			t.Errorf("two rows for process %d, lock %s", pid, m[3])
+		}
+		last = &lockRow{comm: m[2], calls: atoi(t, m[4])}
+		rows[pid][m[3]] = last
+	}
+	return rows
+}
+
+var (
+	probedFrameRE = regexp.MustCompile(`^pthread_mutex_lock\+0x0 \(libc\.so\.6\)$`)
+	lockerFrameRE = regexp.MustCompile(`^(\w+)\+0x[0-9a-f]+ \(locker\)$`)
+)
 
 // locker: main locks m1 and m2 once each from first_site(), then two threads
 // lock them N1+N3 and N2 more times from other functions. Ctrl-C (SIGINT to
@@ -888,38 +935,43 @@ func TestLockHolders(t *testing.T) {
 	}
 	tg.exit(t)
 
-	lines := strings.Split(strings.TrimRight(r.stdout.String(), "\n"), "\n")
-	if strings.Join(strings.Fields(lines[0]), " ") != "PID COMM LOCK CALLS FIRST_CALLER SYMBOL" {
-		t.Fatalf("no table header in:\n%s", r.stdout.String())
-	}
-	rows := map[string]lockRow{}
-	for _, l := range lines[1:] {
-		m := lockRowRE.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("bad row %q", l)
+	rows := parseLockTable(t, r.stdout.String())
+	for pid := range rows {
+		if pid != tg.pid {
+			t.Errorf("rows of another process, %d: %v", pid, rows[pid])
 		}
-		if atoi(t, m[1]) != int64(tg.pid) {
-			t.Errorf("row of another process: %q", l)
-		}
-		rows[m[3]] = lockRow{m[2], m[5], m[6], atoi(t, m[4])}
 	}
 	for _, name := range []string{"m1", "m2"} {
 		addr := res["mutex "+name]
-		got, ok := rows[addr]
+		got, ok := rows[tg.pid][addr]
 		if !ok {
 			t.Errorf("no row for %s (%s)", name, addr)
 			continue
 		}
 		if want := atoi(t, res["locks "+name]); got.calls != want || got.comm != "locker" {
-			t.Errorf("%s: %+v, want %d calls by locker", name, got, want)
+			t.Errorf("%s: %d calls by %s, want %d calls by locker", name, got.calls, got.comm, want)
 		}
-		// The first call is first_site's, whose return address lies in it.
-		if !regexp.MustCompile(`^first_site\+0x[0-9a-f]+ \(locker\)$`).MatchString(got.symbol) {
-			t.Errorf("%s: first caller %s %q, want in first_site (locker)", name, got.caller, got.symbol)
+		// The first call is first_site's, from main: the first stack is
+		// theirs, never the workers'. Frame 0 is the probed function, then
+		// its caller first_site (put back by uprobectl where the kernel's
+		// frame-pointer walk from a function's entry skips it), then main.
+		if len(got.stack) == 0 || !probedFrameRE.MatchString(got.stack[0]) {
+			t.Errorf("%s: stack %q, want pthread_mutex_lock+0x0 (libc.so.6) first", name, got.stack)
+			continue
+		}
+		var callers []string
+		for _, f := range got.stack[1:] {
+			if m := lockerFrameRE.FindStringSubmatch(f); m != nil {
+				callers = append(callers, m[1])
+			}
+		}
+		if len(callers) < 2 || callers[0] != "first_site" || callers[1] != "main" || !lockerFrameRE.MatchString(got.stack[1]) {
+			t.Errorf("%s: the locker frames of the first stack are %q, want first_site (frame 1) then main: %q", name, callers, got.stack)
 		}
 	}
-	if rows[res["mutex m1"]].caller == rows[res["mutex m2"]].caller {
-		t.Errorf("m1 and m2 have the same first caller: they are locked from two call sites")
+	// first_site locks m1 and m2 from two call sites.
+	if a, b := rows[tg.pid][res["mutex m1"]], rows[tg.pid][res["mutex m2"]]; a != nil && b != nil && len(a.stack) > 1 && len(b.stack) > 1 && a.stack[1] == b.stack[1] {
+		t.Errorf("m1 and m2 have the same first caller %q: they are locked from two call sites", a.stack[1])
 	}
 }
 
@@ -943,50 +995,48 @@ func TestLockHoldersEveryProcess(t *testing.T) {
 	}
 	tg.exit(t)
 	ours := forks.under(t, r.cmd.Process.Pid, polled)
-	lines := strings.Split(strings.TrimRight(r.stdout.String(), "\n"), "\n")
-	if strings.Join(strings.Fields(lines[0]), " ") != "PID COMM LOCK CALLS FIRST_CALLER SYMBOL" {
-		t.Fatalf("no table header in:\n%s", r.stdout.String())
-	}
-	calls := map[string]int64{}
-	for _, l := range lines[1:] {
-		m := lockRowRE.FindStringSubmatch(l)
-		if m == nil {
-			t.Fatalf("bad row %q", l)
-		}
-		pid := int(atoi(t, m[1]))
+	rows := parseLockTable(t, r.stdout.String())
+	for pid := range rows {
 		if ours[pid] {
-			t.Errorf("the script traced itself: %q", l)
-		}
-		if pid == tg.pid {
-			calls[m[3]] = atoi(t, m[4])
+			t.Errorf("the script traced itself: process %d", pid)
 		}
 	}
 	for _, name := range []string{"m1", "m2"} {
-		if got, want := calls[res["mutex "+name]], atoi(t, res["locks "+name]); got != want {
+		var got int64
+		if row := rows[tg.pid][res["mutex "+name]]; row != nil {
+			got = row.calls
+		}
+		if want := atoi(t, res["locks "+name]); got != want {
 			t.Errorf("%s: %d calls, want %d", name, got, want)
 		}
 	}
 }
 
-// The code common to the scripts is the same in each: what is fixed in one
-// (never tracing itself) is fixed in all.
-func TestCommonCodeSame(t *testing.T) {
-	var first string
+// The code common to the scripts is in lib.sh, which each sources from its
+// own directory: what is fixed there (never tracing itself) is fixed in all.
+// None keeps a copy of it.
+func TestCommonCodeInLib(t *testing.T) {
+	const source = `source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"` + "\n"
+	lib, err := os.ReadFile("lib.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, name := range []string{"malloc-free-by-process", "func-latency", "lock-holders"} {
 		b, err := os.ReadFile(name)
 		if err != nil {
 			t.Fatal(err)
 		}
 		s := string(b)
-		i := strings.Index(s, "\n# ---- common to the uprobectl example scripts")
-		j := strings.Index(s[i+1:], "\n# ---- ")
-		if i < 0 || j < 0 {
-			t.Fatalf("%s: no common section", name)
+		if !strings.Contains(s, "\n"+source) {
+			t.Errorf("%s does not source lib.sh: no line %q", name, source)
 		}
-		if common := s[i : i+1+j]; first == "" {
-			first = common
-		} else if common != first {
-			t.Errorf("%s: its common section differs from malloc-free-by-process's", name)
+		if strings.Contains(s, "# ---- common to the uprobectl example scripts") {
+			t.Errorf("%s still holds the common block", name)
+		}
+		for _, fn := range regexp.MustCompile(`(?m)^(\w+)\(\) \{`).FindAllStringSubmatch(string(lib), -1) {
+			if strings.Contains(s, "\n"+fn[0]) {
+				t.Errorf("%s defines %s again: it is lib.sh's", name, fn[1])
+			}
 		}
 	}
 }
