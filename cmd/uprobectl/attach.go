@@ -33,7 +33,7 @@ func traceFlags() []cli.Flag {
 		&cli.Uint64Flag{Name: "max-hits", Aliases: []string{"n"}, Usage: "stop after this many hits"},
 		&cli.StringFlag{Name: "output", Aliases: []string{"o"}, Usage: "write hits (or counts) to this file instead of stdout"},
 		&cli.BoolFlag{Name: "force", Usage: "accept an offset that is not proven to be an instruction boundary (a wrong one corrupts the target)"},
-		&cli.IntFlag{Name: "buffer-pages", Value: 0, Usage: fmt.Sprintf("ring buffer size per CPU, in pages (a power of two, 1 to %d; default %d = 2 MiB)", maxBufferPages, perfevent.DefaultPagesPerCPU)},
+		&cli.IntFlag{Name: "buffer-pages", Value: 0, Usage: fmt.Sprintf("ring buffer size per CPU, in pages (a power of two, 1 to %d; default %d = 4 MiB)", maxBufferPages, perfevent.DefaultPagesPerCPU)},
 		&cli.DurationFlag{Name: "stats-interval", Usage: "report the counters (hits, lost, processes tracked, own fds and goroutines) this often"},
 		&cli.StringFlag{Name: "probes-file", Usage: "read probes from this file, one per line (blank lines and lines starting with # are skipped); $UPROBECTL_PROBES may hold more, one per line"},
 		&cli.StringFlag{Name: "metrics-addr", Usage: "serve Prometheus metrics at ADDR/metrics, and /healthz, /readyz (e.g. :9464)"},
@@ -185,7 +185,7 @@ func checkFlags(c *cli.Context) error {
 	if c.IsSet("buffer-pages") {
 		n := c.Int("buffer-pages")
 		if n < 1 || n > maxBufferPages || n&(n-1) != 0 {
-			return usageError(fmt.Errorf("--buffer-pages %d: must be a power of two from 1 to %d (the ring size per CPU in pages: %d pages = 1 GiB is the largest ring the kernel maps; default %d = 2 MiB)",
+			return usageError(fmt.Errorf("--buffer-pages %d: must be a power of two from 1 to %d (the ring size per CPU in pages: %d pages = 1 GiB is the largest ring the kernel maps; default %d = 4 MiB)",
 				n, maxBufferPages, maxBufferPages, perfevent.DefaultPagesPerCPU))
 		}
 	}
