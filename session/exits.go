@@ -13,10 +13,17 @@ import (
 type exitWatcher struct {
 	pids []int
 	fds  []unix.PollFd
+	// wake is an eventfd in the poll set: ctx's end wakes the poll at
+	// once (a timeout made every --pid run end up to 100 ms late).
+	wake int
 }
 
 func newExitWatcher(pids []int) (*exitWatcher, error) {
-	w := &exitWatcher{}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, err
+	}
+	w := &exitWatcher{wake: wake}
 	for _, pid := range pids {
 		fd, err := unix.PidfdOpen(pid, 0)
 		if errors.Is(err, unix.ESRCH) {
@@ -48,8 +55,11 @@ func (w *exitWatcher) run(ctx context.Context, allGone func()) {
 	if live == 0 && len(w.pids) > 0 {
 		allGone()
 	}
+	stop := context.AfterFunc(ctx, func() { unix.Write(w.wake, []byte{1, 0, 0, 0, 0, 0, 0, 0}) })
+	defer stop()
+	fds := append(w.fds, unix.PollFd{Fd: int32(w.wake), Events: unix.POLLIN})
 	for ctx.Err() == nil && live > 0 {
-		n, err := unix.Poll(w.fds, 100)
+		n, err := unix.Poll(fds, -1)
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return
 		}
@@ -57,9 +67,9 @@ func (w *exitWatcher) run(ctx context.Context, allGone func()) {
 			continue
 		}
 		for i := range w.fds {
-			if w.fds[i].Fd >= 0 && w.fds[i].Revents != 0 {
-				unix.Close(int(w.fds[i].Fd))
-				w.fds[i].Fd = -1 // poll ignores negative fds
+			if fds[i].Fd >= 0 && fds[i].Revents != 0 {
+				unix.Close(int(fds[i].Fd))
+				fds[i].Fd, w.fds[i].Fd = -1, -1 // poll ignores negative fds
 				live--
 			}
 		}
@@ -70,6 +80,10 @@ func (w *exitWatcher) run(ctx context.Context, allGone func()) {
 }
 
 func (w *exitWatcher) close() {
+	if w.wake >= 0 {
+		unix.Close(w.wake)
+		w.wake = -1
+	}
 	for i := range w.fds {
 		if w.fds[i].Fd >= 0 {
 			unix.Close(int(w.fds[i].Fd))
