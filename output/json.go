@@ -181,7 +181,7 @@ func appendStack(b []byte, frames []session.Frame) []byte {
 
 func (j *JSON) Summary(st session.Stats, elapsed time.Duration) {
 	j.counters("summary", st, elapsed)
-	j.Flush()
+	j.finish()
 }
 
 func (j *JSON) Stats(st session.Stats) { j.counters("stats", st, -1) }

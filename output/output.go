@@ -6,6 +6,7 @@ package output
 import (
 	"bufio"
 	"io"
+	"os"
 	"time"
 
 	"github.com/uprobectl/uprobectl/perfevent"
@@ -25,6 +26,7 @@ type Writer interface {
 // into wall-clock time (measured once, so differences stay exact).
 type base struct {
 	w          *bufio.Writer
+	async      *asyncWriter // under w for a file: the writes happen on a goroutine of their own; nil otherwise
 	err        error
 	onError    func()
 	wallOffset int64
@@ -32,8 +34,16 @@ type base struct {
 }
 
 func newBase(w io.Writer, onError func()) base {
+	// A file or pipe is written from a goroutine of its own (asyncWriter);
+	// an in-memory writer (tests) directly.
+	var async *asyncWriter
+	if _, ok := w.(*os.File); ok {
+		async = newAsyncWriter(w)
+		w = async
+	}
 	return base{
-		w:          bufio.NewWriterSize(w, 64*1024),
+		w:          bufio.NewWriterSize(w, asyncChunk),
+		async:      async,
 		onError:    onError,
 		wallOffset: time.Now().UnixNano() - int64(perfevent.MonotonicNow()),
 	}
@@ -63,6 +73,18 @@ func (b *base) Flush() {
 		if err := b.w.Flush(); err != nil {
 			b.fail(err)
 		}
+	}
+}
+
+// finish writes out everything and waits until it is written: the end of
+// the output (Summary).
+func (b *base) finish() {
+	b.Flush()
+	if b.async == nil {
+		return
+	}
+	if err := b.async.Wait(); err != nil {
+		b.fail(err)
 	}
 }
 

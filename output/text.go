@@ -184,7 +184,8 @@ func (t *Text) Stats(st session.Stats) {
 }
 
 func (t *Text) Summary(st session.Stats, elapsed time.Duration) {
-	t.Flush()
+	t.finish() // every hit written before the summary line
+
 	fmt.Fprintf(t.status, "uprobectl: %d hit(s) from %d process(es) on %d probe(s) in %s; lost %d, unknown %d",
 		st.Hits, st.Processes, st.Probes, elapsed.Round(time.Millisecond), st.Lost, st.Unknown)
 	for _, c := range []struct {

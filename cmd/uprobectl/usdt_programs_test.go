@@ -115,7 +115,9 @@ sys.setprofile(None)
 print("callbacks", starts, flush=True)
 `), 0o644)
 	out := filepath.Join(dir, "hits.json")
-	cmd := exec.Command(perf, "stat", "-x", ",", "-e", gcEvent, "-e", entryEvent, "--",
+	// perf stat -a: counting through inheritance into run's child read 0
+	// in some runs (perf 6.1); machine-wide, only this python fires them.
+	cmd := exec.Command(perf, "stat", "-a", "-x", ",", "-e", gcEvent, "-e", entryEvent, "--",
 		binary, "run", "--json", "--output", out,
 		python+":usdt:python:gc__start", python+":usdt:python:function__entry fn=arg2:string line=arg3",
 		"--", python, script)
