@@ -252,6 +252,12 @@ const maxRecordsPerRound = 8192
 func (r *Rings) readRound() uint64 {
 	if r.queues == nil {
 		r.queues = make([]queue, len(r.hits)+len(r.sideband))
+		// A hit queue holds up to a round's records plus what the merge
+		// held back: sized once, so that the busiest seconds do not also
+		// grow it (the garbage collector's assists slowed rounds then).
+		for i := range r.hits {
+			r.queues[i].recs = make([]Record, 0, 2*maxRecordsPerRound)
+		}
 	}
 	ai := slices.IndexFunc(r.arenas, func(a arena) bool { return a.live == 0 })
 	if ai < 0 {
@@ -260,17 +266,13 @@ func (r *Rings) readRound() uint64 {
 	}
 	ar := &r.arenas[ai]
 	ar.buf = ar.buf[:0]
-	var raw perf.RawRecord
 	readUpTo := ^uint64(0)
 	for i, cpu := range r.cpus {
-		for _, ring := range []struct {
-			ev       *perf.Event
-			q        *queue
-			sideband bool
-		}{{r.hits[i], &r.queues[i], false}, {r.sideband[i], &r.queues[len(r.hits)+i], true}} {
-			if last, full := r.readRing(ring.ev, ring.q, cpu, ring.sideband, ai, &raw); !full {
-				readUpTo = min(readUpTo, last)
-			}
+		if last, full := r.readRing(r.hitRings[i], &r.queues[i], cpu, false, ai); !full {
+			readUpTo = min(readUpTo, last)
+		}
+		if last, full := r.readRing(r.sidebandRings[i], &r.queues[len(r.hits)+i], cpu, true, ai); !full {
+			readUpTo = min(readUpTo, last)
 		}
 	}
 	return readUpTo
@@ -279,20 +281,14 @@ func (r *Rings) readRound() uint64 {
 // readRing queues the records of one ring, at most maxRecordsPerRound. It
 // reports whether it read the ring to its end, and otherwise the time of
 // the last record it queued.
-func (r *Rings) readRing(a *perf.Event, q *queue, cpu int, sideband bool, ai int, raw *perf.RawRecord) (last uint64, toEnd bool) {
+func (r *Rings) readRing(rg *ring, q *queue, cpu int, sideband bool, ai int) (last uint64, toEnd bool) {
 	ar := &r.arenas[ai]
-	for n := 0; a.HasRecord(); n++ {
-		if n == maxRecordsPerRound {
-			return last, false
-		}
-		if err := a.ReadRawRecord(context.Background(), raw); err != nil {
-			break
-		}
+	toEnd = rg.read(maxRecordsPerRound, func(raw *perf.RawRecord) {
 		rec, ok := decodeRecord(cpu, raw, &ar.buf, r.stackDepth > 0)
 		// A hit ring holds samples and lost counts; anything else in it
 		// is FlushLost's comm record.
 		if !ok || (!sideband && rec.Kind != KindSample && rec.Kind != KindLost) {
-			continue
+			return
 		}
 		rec.Sideband = sideband
 		rec.arena = int32(ai)
@@ -301,8 +297,8 @@ func (r *Rings) readRing(a *perf.Event, q *queue, cpu int, sideband bool, ai int
 		if rec.Time > last {
 			last = rec.Time
 		}
-	}
-	return last, true
+	})
+	return last, toEnd
 }
 
 var le = binary.LittleEndian

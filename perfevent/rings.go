@@ -41,6 +41,8 @@ type Rings struct {
 	cpus     []int
 	hits     []*perf.Event // hits[i] owns the hit ring of cpus[i]
 	sideband []*perf.Event // sideband[i] owns the side-band ring of cpus[i]
+	// hitRings[i] and sidebandRings[i] are their mapped rings.
+	hitRings, sidebandRings []*ring
 	// queues[i] holds the records read from ring i and not yet delivered,
 	// in ring order: hit rings first (one per CPU), then side-band rings.
 	queues []queue
@@ -103,18 +105,18 @@ func OpenRings(pagesPerCPU int) (*Rings, error) {
 	}
 	r := &Rings{cpus: cpus}
 	for _, cpu := range cpus {
-		sideband, err := openAnchor(cpu, SidebandPagesPerCPU, true)
+		sideband, sidebandRing, err := openAnchor(cpu, SidebandPagesPerCPU, true)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
-		r.sideband = append(r.sideband, sideband)
-		hits, err := openAnchor(cpu, pagesPerCPU, false)
+		r.sideband, r.sidebandRings = append(r.sideband, sideband), append(r.sidebandRings, sidebandRing)
+		hits, hitRing, err := openAnchor(cpu, pagesPerCPU, false)
 		if err != nil {
 			r.Close()
 			return nil, err
 		}
-		r.hits = append(r.hits, hits)
+		r.hits, r.hitRings = append(r.hits, hits), append(r.hitRings, hitRing)
 	}
 	return r, nil
 }
@@ -129,7 +131,7 @@ func OpenRings(pagesPerCPU int) (*Rings, error) {
 // Anchors never exit, so the rings outlive any traced thread. They use the
 // same clock as the trace events: the kernel refuses SET_OUTPUT between
 // events of different clocks.
-func openAnchor(cpu, pages int, sideband bool) (*perf.Event, error) {
+func openAnchor(cpu, pages int, sideband bool) (*perf.Event, *ring, error) {
 	attr := &perf.Attr{
 		Type:   perf.SoftwareEvent,
 		Config: uint64(unix.PERF_COUNT_SW_DUMMY),
@@ -155,19 +157,20 @@ func openAnchor(cpu, pages int, sideband bool) (*perf.Event, error) {
 	}
 	ev, err := perf.Open(attr, perf.AllThreads, cpu, nil)
 	if err != nil {
-		return nil, fmt.Errorf("open %s ring anchor on cpu %d: %w", kind, cpu, translateOpenError(err))
+		return nil, nil, fmt.Errorf("open %s ring anchor on cpu %d: %w", kind, cpu, translateOpenError(err))
 	}
-	if err := ev.MapRingNumPages(pages); err != nil {
+	rg, err := mapRing(ev, pages)
+	if err != nil {
 		ev.Close()
 		err = fmt.Errorf("map the %s ring of cpu %d (%d pages): %w", kind, cpu, pages, err)
 		if errors.Is(err, unix.EPERM) || errors.Is(err, unix.EACCES) {
 			// Rings beyond kernel.perf_event_mlock_kb count against
 			// RLIMIT_MEMLOCK unless the process has CAP_IPC_LOCK.
-			return nil, fmt.Errorf("%w (add CAP_IPC_LOCK, raise `ulimit -l`, or lower --buffer-pages): %w", ErrPermission, err)
+			return nil, nil, fmt.Errorf("%w (add CAP_IPC_LOCK, raise `ulimit -l`, or lower --buffer-pages): %w", ErrPermission, err)
 		}
-		return nil, err
+		return nil, nil, err
 	}
-	return ev, nil
+	return ev, rg, nil
 }
 
 // sampleFormat is shared by the anchors and the trace events: the reader
@@ -294,10 +297,13 @@ func (a *Attachment) Close() error {
 
 // Close unmaps the rings. Records still in them are lost: call Drain first.
 func (r *Rings) Close() error {
+	for _, rg := range append(r.hitRings, r.sidebandRings...) {
+		rg.unmap()
+	}
 	for _, a := range append(r.hits, r.sideband...) {
 		a.Close()
 	}
-	r.hits, r.sideband = nil, nil
+	r.hits, r.sideband, r.hitRings, r.sidebandRings = nil, nil, nil, nil
 	return nil
 }
 
