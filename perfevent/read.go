@@ -303,7 +303,15 @@ func (r *Rings) readRing(rg *ring, q *queue, cpu int, sideband bool, ai int) (la
 
 var le = binary.LittleEndian
 
-// decodeRecord decodes one raw record; a sample's payload (and call
+// decodeRecord decodes one raw record. Not go-perf's SampleRecord.DecodeFrom:
+// it decodes by the *Event given, and a ring here receives the samples of
+// hundreds of perf events (SET_OUTPUT), which it could tell apart only
+// with StreamID in every sample and a group of those events (ReadRecord
+// refuses otherwise); and it allocates a Callchain and a Raw per sample.
+// Every event here shares one sample layout (sampleFormat, plus the chain
+// with stacks), so the layout is decoded directly, into reused storage.
+//
+// decodeRecord: a sample's payload (and call
 // chain) is copied to the end of arena (raw.Data is go-perf's buffer,
 // reused for the next record). callchain: samples carry
 // PERF_SAMPLE_CALLCHAIN, which the kernel writes between CPU and RAW.
