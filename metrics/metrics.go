@@ -105,6 +105,13 @@ func New(w output.Writer, addr string, opts ...Option) (*Sink, error) {
 			stat(func(st session.Stats) float64 { return float64(st.Tracked) })),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uprobectl_probes_armed", Help: "Probes armed."},
 			func() float64 { return float64(s.probes.Load()) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "uprobectl_count_groups", Help: "With --count: groups counted (probe, process, and stack or --by values); 0 otherwise."},
+			func() float64 {
+				if g, ok := w.(interface{ Groups() int }); ok {
+					return float64(g.Groups())
+				}
+				return 0
+			}),
 		prometheus.NewGoCollector(),
 		prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}),
 	)

@@ -27,7 +27,7 @@ func get(t *testing.T, url string) (int, string) {
 }
 
 func TestEndpoints(t *testing.T) {
-	s, err := New(output.NewJSON(io.Discard, nil), "127.0.0.1:0")
+	s, err := New(output.NewCount(output.NewJSON(io.Discard, nil), output.CountOptions{}), "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,6 +57,7 @@ func TestEndpoints(t *testing.T) {
 		"uprobectl_processes_tracked 2",
 		"uprobectl_probes_armed 1",
 		"uprobectl_unknown_hits_total 0",
+		"uprobectl_count_groups 1", // --count: (fn, pid 7)
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("/metrics lacks %q", want)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/uprobectl/uprobectl/finder"
@@ -46,8 +47,9 @@ type Count struct {
 	lastPrint  time.Time
 	total      map[countKey]*countRow
 	sincePrint map[countKey]uint64
-	scratch    []byte // the key being looked up
-	err        error  // writing the pprof profile
+	scratch    []byte       // the key being looked up
+	err        error        // writing the pprof profile
+	groups     atomic.Int64 // len(total), for readers on other goroutines (metrics)
 }
 
 type countKey struct {
@@ -92,8 +94,8 @@ func (c *Count) Err() error {
 }
 
 // Groups is the number of counted groups: (probe, process[, stack][, By
-// values]).
-func (c *Count) Groups() int { return len(c.total) }
+// values]). Safe to call from any goroutine.
+func (c *Count) Groups() int { return int(c.groups.Load()) }
 
 func (c *Count) Stats(st session.Stats) {
 	st.Groups = len(c.total)
@@ -132,6 +134,7 @@ func (c *Count) Hit(h *session.Hit) {
 			row.frames = slices.Clone(h.Frames())
 		}
 		c.total[k] = row
+		c.groups.Add(1)
 	} else {
 		k = row.key
 	}
