@@ -155,7 +155,8 @@ func (j *JSON) Hit(h *session.Hit) {
 // appendStack renders frames, innermost first:
 // [{"addr":N,"symbol":"name","offset":N,"binary":"path"},…]; a frame
 // without a symbol has no "symbol" (offset is then in the binary), one
-// outside any file mapping has only "addr".
+// outside any file mapping has only "addr"; "unreliable":true marks the
+// frames below a function without a frame pointer.
 func appendStack(b []byte, frames []session.Frame) []byte {
 	b = append(b, '[')
 	for i, f := range frames {
@@ -173,6 +174,9 @@ func appendStack(b []byte, frames []session.Frame) []byte {
 			b = strconv.AppendUint(b, f.Offset, 10)
 			b = append(b, `,"binary":`...)
 			b = appendString(b, f.Binary)
+		}
+		if f.Unreliable {
+			b = append(b, `,"unreliable":true`...)
 		}
 		b = append(b, '}')
 	}

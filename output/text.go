@@ -143,6 +143,9 @@ func appendFrames(b []byte, frames []session.Frame) []byte {
 			b = appendName(b, f.Binary)
 			b = append(b, ')')
 		}
+		if f.Unreliable {
+			b = append(b, " [unreliable]"...)
+		}
 		b = append(b, '\n')
 	}
 	return b

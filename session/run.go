@@ -135,6 +135,7 @@ func (s *Session) hit(rec *perfevent.Record) {
 			// function starts with push %rbp.
 			ret := h.Payload.Args[n-1].Uint
 			h.Payload.Args = h.Payload.Args[:n-1]
+			h.atEntry = true
 			if len(ips) > 0 && ret != 0 && (len(ips) < 2 || ips[1] != ret) {
 				ips = slices.Insert(ips, 1, ret)
 			}

@@ -135,6 +135,7 @@ type Hit struct {
 	StackIPs []uint64
 
 	symbolize *symbolizer
+	atEntry   bool    // the probe is at a function's first instruction
 	frames    []Frame // Frames' result for this hit
 	framesOK  bool
 }
@@ -146,7 +147,7 @@ func (h *Hit) Frames() []Frame {
 		return nil
 	}
 	if !h.framesOK {
-		h.frames = h.symbolize.frames(h.Process, h.StackIPs, h.frames[:0])
+		h.frames = h.symbolize.frames(h.Process, h.StackIPs, h.atEntry, h.frames[:0])
 		h.framesOK = true
 	}
 	return h.frames

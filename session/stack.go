@@ -18,6 +18,10 @@ type Frame struct {
 	// symbol, its offset in Binary.
 	Offset uint64
 	Binary string // the mapped file holding Addr, "" when none does (JIT code, anonymous memory)
+	// Unreliable: a frame below it is in a function that does not set up
+	// a frame pointer (or has no symbol), so the kernel's frame-pointer
+	// walk may have skipped a caller here or read garbage.
+	Unreliable bool
 }
 
 // symbolizer turns a hit's addresses into frames through the process's
@@ -36,9 +40,13 @@ func newSymbolizer(procRoot string) *symbolizer {
 }
 
 // frames appends the frames of ips (innermost first) in process p to dst.
-func (z *symbolizer) frames(p *finder.Process, ips []uint64, dst []Frame) []Frame {
+// atEntry: frame 0 is a function's first instruction, where the caller is
+// known from the stack pointer (see stackReturnArg) whatever the function
+// does with its frame pointer.
+func (z *symbolizer) frames(p *finder.Process, ips []uint64, atEntry bool, dst []Frame) []Frame {
+	unreliable := false
 	for i, ip := range ips {
-		f := Frame{Addr: ip}
+		f := Frame{Addr: ip, Unreliable: unreliable}
 		im, ok := p.Images.Find(ip)
 		if i > 0 && !ok {
 			im, ok = p.Images.Find(ip - 1)
@@ -58,6 +66,11 @@ func (z *symbolizer) frames(p *finder.Process, ips []uint64, dst []Frame) []Fram
 			if sf.Symbol == "" {
 				f.Offset = ip - im.Start + im.Offset
 			}
+			if !sf.FramePointer && (i > 0 || !atEntry) {
+				unreliable = true
+			}
+		} else if i > 0 || !atEntry {
+			unreliable = true
 		}
 		dst = append(dst, f)
 	}

@@ -38,6 +38,10 @@ type Frame struct {
 	Offset uint64
 	// Binary is the path the caller gave for the file.
 	Binary string
+	// FramePointer: Symbol's function starts by setting up a frame
+	// pointer (push %rbp; mov %rsp,%rbp). A frame-pointer walk through a
+	// function that does not may skip its caller or read garbage.
+	FramePointer bool
 }
 
 // Cache holds the symbol tables of files by Key, evicting the least
@@ -116,7 +120,7 @@ func (c *Cache) Lookup(key Key, path string, fileOffset uint64, open func() (*os
 	if isMangled(name) {
 		name = c.demangle(e, s.name, name)
 	}
-	return Frame{Symbol: name, Offset: addr - s.start, Binary: path}
+	return Frame{Symbol: name, Offset: addr - s.start, Binary: path, FramePointer: s.framePointer()}
 }
 
 // entry returns the entry of key, a new one if there is none, as the most

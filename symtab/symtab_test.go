@@ -113,7 +113,7 @@ func TestLookupC(t *testing.T) {
 			}{{"leaf", 0}, {"a", 0}, {"b", 0}, {"main", 0}, {"leaf", 3}} {
 				off := offsetOf(t, bin, "", tc.name) + tc.delta
 				got := c.Lookup(key, bin, off, opener(bin, &opens))
-				want := Frame{Symbol: tc.name, Offset: tc.delta, Binary: bin}
+				want := Frame{Symbol: tc.name, Offset: tc.delta, Binary: bin, FramePointer: true} // -O0 keeps frame pointers
 				if got != want {
 					t.Errorf("Lookup(0x%x) = %+v, want %+v", off, got, want)
 				}
@@ -134,7 +134,7 @@ func TestLookupCXX(t *testing.T) {
 	c := NewCache(0)
 	for range 2 { // the second from the demangled cache
 		got := c.Lookup(keyOf(t, bin), bin, off+1, opener(bin, nil))
-		if want := (Frame{Symbol: "ns::K::m(int)", Offset: 1, Binary: bin}); got != want {
+		if want := (Frame{Symbol: "ns::K::m(int)", Offset: 1, Binary: bin, FramePointer: true}); got != want {
 			t.Errorf("Lookup = %+v, want %+v", got, want)
 		}
 	}
@@ -145,16 +145,19 @@ func TestLookupCXX(t *testing.T) {
 func TestLookupGo(t *testing.T) {
 	bin := build(t, "go", "gomain/main.go", "build")
 	c := NewCache(0)
-	for _, name := range []string{"main.work", "main.main"} {
+	// main.work is a leaf without a frame; main.main sets up a frame
+	// pointer after its stack check.
+	for name, fp := range map[string]bool{"main.work": false, "main.main": true} {
 		off := offsetOf(t, bin, "", name)
-		if got, want := c.Lookup(keyOf(t, bin), bin, off+2, opener(bin, nil)), (Frame{Symbol: name, Offset: 2, Binary: bin}); got != want {
+		if got, want := c.Lookup(keyOf(t, bin), bin, off+2, opener(bin, nil)), (Frame{Symbol: name, Offset: 2, Binary: bin, FramePointer: fp}); got != want {
 			t.Errorf("Lookup = %+v, want %+v", got, want)
 		}
 	}
 }
 
 // libc is stripped to .dynsym, where malloc and __libc_malloc are one
-// function, both GLOBAL with the default version: the name with fewer
+// function (without a frame pointer: it starts with push %r12), both
+// GLOBAL with the default version: the name with fewer
 // leading underscores wins. With Debian's libc6-dbg, the debug file found
 // by build-id adds the local functions.
 func TestLookupLibc(t *testing.T) {
@@ -301,7 +304,7 @@ func TestEviction(t *testing.T) {
 			for round := range 2 {
 				for _, p := range files {
 					got := c.Lookup(keyOf(t, p), p, off, opener(p, nil))
-					if want := (Frame{Symbol: "a", Binary: p}); got != want {
+					if want := (Frame{Symbol: "a", Binary: p, FramePointer: true}); got != want {
 						t.Errorf("round %d: Lookup = %+v, want %+v", round, got, want)
 					}
 					st := c.Stats()
@@ -463,5 +466,24 @@ func BenchmarkLoad(b *testing.B) {
 				})
 			}
 		})
+	}
+}
+
+func TestSetsUpFramePointer(t *testing.T) {
+	for _, c := range []struct {
+		code []byte
+		want bool
+	}{
+		{[]byte{0x55, 0x48, 0x89, 0xe5, 0x90}, true},
+		{[]byte{0xf3, 0x0f, 0x1e, 0xfa, 0x55, 0x48, 0x89, 0xe5}, true},
+		{[]byte{0x41, 0x54, 0x55, 0x53}, false}, // libc malloc: push %r12
+		{[]byte{0x55, 0x48}, false},
+		// Go: the stack check, then the frame pointer
+		{[]byte{0x49, 0x3b, 0x66, 0x10, 0x76, 0x2b, 0x55, 0x48, 0x89, 0xe5}, true},
+		{nil, false},
+	} {
+		if got := setsUpFramePointer(c.code); got != c.want {
+			t.Errorf("% x: %v, want %v", c.code, got, c.want)
+		}
 	}
 }
