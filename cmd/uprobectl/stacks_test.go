@@ -53,6 +53,14 @@ func TestStacksEveryHit(t *testing.T) {
 		if frame0["offset"] != float64(0) || frame0["binary"] != bin {
 			t.Fatalf("hit %d: frame 0 %v, want leaf+0 in %s", i, frame0, bin)
 		}
+		// Every function down to main keeps a frame pointer: no frame
+		// down to main's caller is unreliable.
+		stack := h["stack"].([]any)
+		for j, f := range stack[:min(len(stack), len(strings.Split(names, ","))+1)] {
+			if f.(map[string]any)["unreliable"] == true {
+				t.Fatalf("hit %d: frame %d %v marked unreliable", i, j, f)
+			}
+		}
 	}
 	if calls != 1500 || paths["leaf,c,b,a,main"] != 1000 || paths["leaf,x,main"] != 500 || len(paths) != 2 {
 		t.Errorf("stacks %v for %d calls, want 1000 leaf,c,b,a,main and 500 leaf,x,main", paths, calls)
