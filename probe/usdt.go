@@ -331,6 +331,7 @@ func (img *elfImage) usdtFetchArgs(m USDTMarker, spec *Spec) ([]Arg, error) {
 	if len(spec.USDTArgs) == 0 {
 		return parseArgsABI(toks, false, spec.Raw, abi)
 	}
+	written := map[string]string{} // rewritten token -> what the user wrote
 	for _, tok := range spec.USDTArgs {
 		k, rewritten := usdtUserArg(tok, func(k int) string {
 			if k >= 1 && k <= len(margs) {
@@ -338,21 +339,32 @@ func (img *elfImage) usdtFetchArgs(m USDTMarker, spec *Spec) ([]Arg, error) {
 			}
 			return ""
 		})
+		written[rewritten] = tok
 		if k >= 1 && k <= len(margs) {
 			toks[k-1] = rewritten
 		} else {
 			toks = append(toks, rewritten)
 		}
 	}
-	// An error now is the user's token's, and names it.
+	// An error now is the user's token's: it names it as they wrote it.
 	args, err := parseArgsABI(toks, false, spec.Raw, abi)
 	if err != nil {
 		var pe *probeError
-		if errors.As(err, &pe) {
-			return nil, errors.New(pe.msg)
+		if !errors.As(err, &pe) {
+			return nil, err
+		}
+		msg := pe.msg
+		for rewritten, tok := range written {
+			msg = strings.ReplaceAll(msg, strconv.Quote(rewritten), strconv.Quote(tok))
+		}
+		return nil, errors.New(msg)
+	}
+	for i := range args {
+		if tok, ok := written[args[i].Given]; ok {
+			args[i].Given = tok
 		}
 	}
-	return args, err
+	return args, nil
 }
 
 // usdtUserArg reads a user token of a usdt word. When its expression is a
