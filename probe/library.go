@@ -194,16 +194,8 @@ func (r *libResolver) libraryPathEnv() string {
 	if r.program != "" || r.pid <= 0 {
 		return os.Getenv("LD_LIBRARY_PATH")
 	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", r.pid))
-	if err != nil {
-		return ""
-	}
-	for _, kv := range strings.Split(string(b), "\x00") {
-		if v, ok := strings.CutPrefix(kv, "LD_LIBRARY_PATH="); ok {
-			return v
-		}
-	}
-	return ""
+	v, _, _ := procfs.New("").Environ(r.pid, "LD_LIBRARY_PATH")
+	return v
 }
 
 // loaderPaths returns the DT_RPATH and DT_RUNPATH of the ELF file at p.

@@ -76,6 +76,21 @@ func (fs FS) Comm(pid int) (string, error) {
 	return strings.TrimSuffix(string(b), "\n"), nil
 }
 
+// Environ returns the value of the environment variable name as pid was
+// started with it (/proc/PID/environ), and whether it was set.
+func (fs FS) Environ(pid int, name string) (string, bool, error) {
+	b, err := fs.readFile(pid, "environ")
+	if err != nil {
+		return "", false, err
+	}
+	for _, kv := range strings.Split(string(b), "\x00") {
+		if v, ok := strings.CutPrefix(kv, name+"="); ok {
+			return v, true, nil
+		}
+	}
+	return "", false, nil
+}
+
 // Exe returns the path of the executable of pid (the /proc/PID/exe link),
 // as the kernel prints it: in the process's mount namespace, and ending in
 // " (deleted)" when the file was removed.

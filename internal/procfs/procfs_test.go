@@ -207,3 +207,21 @@ func TestFSLive(t *testing.T) {
 			exe, unix.Major(exeStat.Dev), unix.Minor(exeStat.Dev), exeStat.Ino, maps)
 	}
 }
+
+func TestEnviron(t *testing.T) {
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "7"), 0o755)
+	os.WriteFile(filepath.Join(dir, "7", "environ"), []byte("A=1\x00LD_LIBRARY_PATH=/opt/lib:/x\x00EMPTY=\x00"), 0o644)
+	fs := New(dir)
+	for _, c := range []struct {
+		name, want string
+		set        bool
+	}{{"LD_LIBRARY_PATH", "/opt/lib:/x", true}, {"EMPTY", "", true}, {"A", "1", true}, {"NOPE", "", false}, {"LD_LIBRARY", "", false}} {
+		if v, set, err := fs.Environ(7, c.name); err != nil || v != c.want || set != c.set {
+			t.Errorf("Environ(%s) = %q %v %v, want %q %v", c.name, v, set, err, c.want, c.set)
+		}
+	}
+	if _, _, err := fs.Environ(8, "A"); !errors.Is(err, ErrNoProcess) {
+		t.Errorf("missing process: %v, want ErrNoProcess", err)
+	}
+}
