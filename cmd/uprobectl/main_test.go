@@ -14,6 +14,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +35,7 @@ func TestMain(m *testing.M) {
 		fmt.Fprintf(os.Stderr, "build uprobectl: %v\n%s", err, out)
 		os.Exit(1)
 	}
+	reapTestEvents()
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
@@ -47,6 +50,36 @@ func readUprobeEvents(t testing.TB) string {
 		t.Fatalf("read uprobe_events: %v", err)
 	}
 	return string(b)
+}
+
+// testGroup holds the events the tests define themselves (the canary, the
+// perf stat references), each named NAME_PID after the test process.
+const testGroup = "probe_uprobectltest"
+
+// reapTestEvents removes the events of testGroup left by a test process
+// that died before its cleanup ran (SIGKILL, a timeout): nobody else
+// removes them. Events of live processes (a test run in parallel) stay.
+func reapTestEvents() {
+	b, err := os.ReadFile(uprobeEvents)
+	if err != nil {
+		return // tracefs not mounted yet: nothing was left there
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, _, _ := strings.Cut(line, " ")
+		event, ok := strings.CutPrefix(name, "p:"+testGroup+"/")
+		if !ok {
+			continue
+		}
+		i := strings.LastIndexByte(event, '_')
+		pid, err := strconv.Atoi(event[i+1:])
+		if i < 0 || err != nil || pid <= 0 || syscall.Kill(pid, 0) != syscall.ESRCH {
+			continue
+		}
+		if f, err := os.OpenFile(uprobeEvents, os.O_WRONLY|os.O_APPEND, 0); err == nil {
+			f.WriteString("-:" + testGroup + "/" + event + "\n")
+			f.Close()
+		}
+	}
 }
 
 // appendUprobeEvents writes a command the way every tool must: O_APPEND.
@@ -75,12 +108,12 @@ func kernelTest(t *testing.T) (dir string) {
 	dir = t.TempDir()
 	foreignBin := targets.Build(t, dir, "counter-nopie")
 	off := symbolOffset(t, foreignBin, "fn")
-	appendUprobeEvents(t, fmt.Sprintf("p:probe_uprobectltest/fn_%d %s:0x%x", os.Getpid(), foreignBin, off))
+	appendUprobeEvents(t, fmt.Sprintf("p:%s/fn_%d %s:0x%x", testGroup, os.Getpid(), foreignBin, off))
 	before := readUprobeEvents(t)
-	canary := fmt.Sprintf("p:probe_uprobectltest/fn_%d %s:0x%016x", os.Getpid(), foreignBin, off)
+	canary := fmt.Sprintf("p:%s/fn_%d %s:0x%016x", testGroup, os.Getpid(), foreignBin, off)
 	t.Cleanup(func() {
 		after := readUprobeEvents(t)
-		appendUprobeEvents(t, fmt.Sprintf("-:probe_uprobectltest/fn_%d", os.Getpid()))
+		appendUprobeEvents(t, fmt.Sprintf("-:%s/fn_%d", testGroup, os.Getpid()))
 		targets.CheckEvents(t, before, after, canary)
 	})
 	return dir

@@ -51,9 +51,9 @@ func perfEventOn(t *testing.T, bin string, m usdtMarker, name string) string {
 	if m.Semaphore != 0 {
 		loc += fmt.Sprintf("(0x%x)", m.Semaphore)
 	}
-	appendUprobeEvents(t, fmt.Sprintf("p:probe_uprobectltest/%s %s", event, loc))
-	t.Cleanup(func() { appendUprobeEvents(t, "-:probe_uprobectltest/"+event) })
-	return "probe_uprobectltest:" + event
+	appendUprobeEvents(t, fmt.Sprintf("p:%s/%s %s", testGroup, event, loc))
+	t.Cleanup(func() { appendUprobeEvents(t, "-:"+testGroup+"/"+event) })
+	return testGroup + ":" + event
 }
 
 // readHits reads the hit lines of a JSON output file.
