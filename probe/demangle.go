@@ -5,6 +5,8 @@ import (
 	"strings"
 
 	"github.com/ianlancetaylor/demangle"
+
+	"github.com/uprobectl/uprobectl/internal/mangled"
 )
 
 // C++ and Rust names.
@@ -28,10 +30,6 @@ import (
 // that matches none is looked up among the demangled forms. A glob matches
 // a symbol when it matches its ELF name or any of the forms.
 
-// maxDemangledLog2 bounds a demangled name to 2^16 bytes: some template
-// names expand enormously, and nobody types those.
-const maxDemangledLog2 = 16
-
 // demangledNames are the forms of a symbol's demangled name that probe
 // words are matched against, spaces removed. All "" for a name that is not
 // mangled.
@@ -51,14 +49,11 @@ func Demangle(name string) string {
 
 // demangleNames returns the demangled name and its match forms.
 func demangleNames(name string) (full string, forms demangledNames) {
-	if !strings.HasPrefix(name, "_Z") && !strings.HasPrefix(name, "_R") {
-		return "", demangledNames{}
-	}
-	full = demangleString(name)
+	full = mangled.Demangle(name)
 	if full == "" || full == name {
 		return "", demangledNames{}
 	}
-	bare := demangleString(name, demangle.NoParams)
+	bare := mangled.Demangle(name, demangle.NoParams)
 	noReturn := full
 	if bare != "" && !strings.HasPrefix(full, bare) {
 		// "int ns::twice<int>(int)": the function's own name follows the
@@ -71,20 +66,6 @@ func demangleNames(name string) (full string, forms demangledNames) {
 		bare = "" // a part or a specialised copy of a function, not the function
 	}
 	return full, demangledNames{full: squash(full), noReturn: squash(noReturn), bare: squash(bare)}
-}
-
-// demangleString demangles with a bounded length; "" on any failure.
-func demangleString(name string, opts ...demangle.Option) (s string) {
-	defer func() {
-		if recover() != nil {
-			s = "" // a demangler bug must not take the tool down
-		}
-	}()
-	s, err := demangle.ToString(name, append(opts, demangle.MaxLength(maxDemangledLog2))...)
-	if err != nil || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return ""
-	}
-	return s
 }
 
 // squash removes the spaces from a demangled name: what a probe word,

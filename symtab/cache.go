@@ -16,6 +16,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/uprobectl/uprobectl/internal/mangled"
 )
 
 // DefaultMaxBytes is a memory limit for a Cache that holds the tables of
@@ -117,7 +119,7 @@ func (c *Cache) Lookup(key Key, path string, fileOffset uint64, open func() (*os
 		return Frame{Offset: fileOffset, Binary: path}
 	}
 	name := e.tab.name(s)
-	if isMangled(name) {
+	if mangled.Is(name) {
 		name = c.demangle(e, s.name, name)
 	}
 	return Frame{Symbol: name, Offset: addr - s.start, Binary: path, FramePointer: s.framePointer()}

@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"testing"
+
+	"github.com/uprobectl/uprobectl/internal/mangled"
 )
 
 const (
@@ -333,21 +335,21 @@ func TestDemangledBound(t *testing.T) {
 		t.Fatal("libstdc++ did not load")
 	}
 	seg := e.tab.segs[0] // the executable one, which find tries first
-	mangled := 0
+	nMangled := 0
 	for _, s := range e.tab.syms {
 		if s.start < seg.vaddr || s.start-seg.vaddr >= seg.filesz {
 			continue
 		}
 		fr := c.Lookup(key, libstdcxx, s.start-seg.vaddr+seg.off, open)
-		if name := e.tab.name(s); isMangled(name) {
-			mangled++
+		if name := e.tab.name(s); mangled.Is(name) {
+			nMangled++
 			if want := demangleName(name); fr.Symbol != want {
 				t.Fatalf("Lookup(%s) = %+v, want %q", name, fr, want)
 			}
 		}
 	}
-	if mangled <= maxDemangled {
-		t.Skipf("%s has only %d mangled functions", libstdcxx, mangled)
+	if nMangled <= maxDemangled {
+		t.Skipf("%s has only %d mangled functions", libstdcxx, nMangled)
 	}
 	want := entryBytes + e.tab.bytes()
 	for _, s := range e.demangled {

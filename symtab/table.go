@@ -16,7 +16,7 @@ import (
 	"strings"
 	"unsafe"
 
-	"github.com/ianlancetaylor/demangle"
+	"github.com/uprobectl/uprobectl/internal/mangled"
 )
 
 // errNoSymbols: the file has no function symbol, in itself or in a debug
@@ -365,27 +365,11 @@ func parseBuildID(data []byte, order binary.ByteOrder) []byte {
 // (the table is 284 KB), for stacks that name a handful. Those few are
 // cached per table (see Cache.demangle).
 
-// maxDemangledLog2 bounds a demangled name to 64 KiB: some template names
-// expand enormously.
-const maxDemangledLog2 = 16
-
-// isMangled reports whether name may be a C++ or Rust (legacy _ZN, v0 _R)
-// mangled name.
-func isMangled(name string) bool {
-	return strings.HasPrefix(name, "_Z") || strings.HasPrefix(name, "_R")
-}
-
 // demangleName returns the demangled form of a mangled name, or name itself
 // when it does not demangle.
-func demangleName(name string) (s string) {
-	defer func() {
-		if recover() != nil {
-			s = name // a demangler bug must not take the tool down
-		}
-	}()
-	s, err := demangle.ToString(name, demangle.MaxLength(maxDemangledLog2))
-	if err != nil || strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
-		return name
+func demangleName(name string) string {
+	if s := mangled.Demangle(name); s != "" {
+		return s
 	}
-	return s
+	return name
 }
