@@ -64,3 +64,19 @@ func BenchmarkDecodeAndFormat(b *testing.B) {
 		})
 	}
 }
+
+// TestCountHitAllocatesNothing: counting a hit of a known group, by stack
+// and by a fetch arg's value, allocates nothing (the key is looked up from
+// a scratch buffer).
+func TestCountHitAllocatesNothing(t *testing.T) {
+	c := NewCount(NewJSON(io.Discard, nil), CountOptions{Stacks: true, By: []string{"m"}})
+	h := &session.Hit{Probe: &session.Probe{}, Process: &finder.Process{PID: 1}, StackIPs: []uint64{1, 2, 3},
+		Payload: perfevent.Payload{Args: []perfevent.Value{{Name: "m", Kind: perfevent.Hex, Uint: 0x1234}}}}
+	c.Hit(h)
+	if n := testing.AllocsPerRun(100, func() { c.Hit(h) }); n != 0 {
+		t.Errorf("%v allocations per counted hit, want 0", n)
+	}
+	if c.Groups() != 1 {
+		t.Errorf("%d groups, want 1", c.Groups())
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/uprobectl/uprobectl/finder"
@@ -115,7 +116,7 @@ func (l *Latency) Summary(st session.Stats, elapsed time.Duration) {
 		b.WriteByte(':')
 		b.Write(appendProbeName(nil, p))
 		if len(l.by) > 0 {
-			fmt.Fprintf(&b, " %s=%s", string(appendName(nil, joinNames(l.by))), r.Key.Group)
+			fmt.Fprintf(&b, " %s=%s", string(appendName(nil, strings.Join(l.by, ","))), r.Key.Group)
 		}
 		b.WriteString(", ")
 		r.Format(&b)
@@ -133,17 +134,6 @@ func (l *Latency) Summary(st session.Stats, elapsed time.Duration) {
 	l.frame.Summary(st, elapsed)
 }
 
-func joinNames(names []string) string {
-	s := ""
-	for i, n := range names {
-		if i > 0 {
-			s += ","
-		}
-		s += n
-	}
-	return s
-}
-
 // latencyJSON is one "latency" line: the probe, the --by values, count,
 // min/avg/max and the non-empty bucket range.
 func (l *Latency) latencyJSON(p *session.Probe, r latency.Result) []byte {
@@ -155,7 +145,7 @@ func (l *Latency) latencyJSON(p *session.Probe, r latency.Result) []byte {
 	if len(l.by) > 0 {
 		// {"NAME":"value"}; with several --by, names and values joined by ','.
 		b = append(b, `,"by":{`...)
-		b = appendString(b, joinNames(l.by))
+		b = appendString(b, strings.Join(l.by, ","))
 		b = append(b, ':')
 		b = appendString(b, r.Key.Group)
 		b = append(b, '}')

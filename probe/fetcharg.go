@@ -289,6 +289,10 @@ func parseArg(text string, isReturn bool, abi *argABI) (Arg, string, error) {
 	return a, derivedName(expr, kind), nil
 }
 
+// CheckArgName reports whether name can name a fetch arg (the kernel's
+// rules: a C identifier of at most 32 bytes, not a reserved field name).
+func CheckArgName(name string) error { return checkArgName(name) }
+
 // checkArgName applies the kernel's rules for argument names.
 func checkArgName(name string) error {
 	switch {

@@ -178,8 +178,8 @@ func checkFlags(c *cli.Context) error {
 		return usageError(errors.New("--latency prints histograms: it does not go with --count, --stacks, --first-stack or --pprof"))
 	}
 	for _, name := range c.StringSlice("by") {
-		if !validArgName(name) {
-			return usageError(fmt.Errorf("--by %q: name a fetch arg of the probes (a C identifier, e.g. --by m for 'libc:pthread_mutex_lock m=arg1:x64')", name))
+		if err := probe.CheckArgName(name); err != nil {
+			return usageError(fmt.Errorf("--by %q: %v; name a fetch arg of the probes, e.g. --by m for 'libc:pthread_mutex_lock m=arg1:x64'", name, err))
 		}
 	}
 	if c.IsSet("buffer-pages") {
@@ -296,7 +296,6 @@ func trace(c *cli.Context, cfg session.Config, release func() error, exited func
 func latencyWords(words []string) ([]string, error) {
 	out := make([]string, 0, 2*len(words))
 	for _, w := range words {
-		loc, args, _ := strings.Cut(strings.TrimSpace(w), " ")
 		spec, err := probe.ParseSpec(w)
 		if err != nil {
 			return nil, badInput(err)
@@ -304,8 +303,14 @@ func latencyWords(words []string) ([]string, error) {
 		if spec.Return || spec.USDT || spec.HasFileOffset || spec.SymbolOffset != 0 {
 			return nil, badInput(fmt.Errorf("--latency: %q does not name a function's entry: write PATH:FUNCTION (its return is probed too)", w))
 		}
+		// The location ends at the first space or tab (ParseSpec checked it).
+		w = strings.TrimSpace(w)
+		loc, args := w, ""
+		if i := strings.IndexAny(w, " \t"); i >= 0 {
+			loc, args = w[:i], w[i:]
+		}
 		sp := " " + output.LatencySPArg + "=$stack"
-		out = append(out, loc+sp+" "+args, loc+"%return"+sp)
+		out = append(out, loc+sp+args, loc+"%return"+sp)
 	}
 	return out, nil
 }
@@ -318,16 +323,6 @@ func counting(c *cli.Context) bool {
 // stacks: the hits carry their call stacks.
 func stacks(c *cli.Context) bool {
 	return c.Bool("stacks") || c.Bool("first-stack") || c.String("pprof") != ""
-}
-
-// validArgName: a fetch arg name, as the kernel takes it.
-func validArgName(s string) bool {
-	for i, r := range s {
-		if !(r == '_' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || i > 0 && r >= '0' && r <= '9') {
-			return false
-		}
-	}
-	return s != ""
 }
 
 // newWriter picks the output: hits as text or JSON lines, or counts.

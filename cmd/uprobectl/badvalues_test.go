@@ -51,6 +51,11 @@ func TestBadValues(t *testing.T) {
 		{"negative interval", nil, []string{"attach", "--count", "--interval", "-1s", probe}, "--interval -1s: must be positive"},
 		{"negative stats interval", nil, []string{"attach", "--stats-interval", "-1s", probe}, "--stats-interval -1s: must be positive"},
 		{"negative wait", nil, []string{"attach", "--container-comm", "no-such-comm", "--wait", "-1s", probe}, "--wait -1s: must be positive"},
+		{"--by not a fetch arg name", nil, []string{"attach", "--count", "--by", "9x", probe}, `--by "9x": argument name "9x" must be a C identifier`},
+		{"--by without counting", nil, []string{"attach", "--by", "m", probe}, "--by goes with --count"},
+		{"--stack-depth 0", nil, []string{"attach", "--stacks", "--stack-depth", "0", probe}, "--stack-depth 0: must be 1 to 127"},
+		{"--latency with --count", nil, []string{"attach", "--latency", "--count", probe}, "--latency prints histograms"},
+		{"--latency on a return", nil, []string{"attach", "--latency", probe + "%return"}, "does not name a function's entry"},
 		{"run: negative duration", nil, []string{"run", "--duration", "-5s", probe, "--", "true"}, "--duration -5s: must be positive"},
 		{"run: negative stats interval", []string{"UPROBECTL_STATS_INTERVAL=-1ms"}, []string{"run", probe, "--", "true"}, "--stats-interval -1ms: must be positive"},
 
