@@ -1,8 +1,11 @@
 package finder
 
 import (
+	"cmp"
 	"slices"
 	"strings"
+
+	"github.com/uprobectl/uprobectl/internal/procfs"
 )
 
 // Image is one executable file mapping of a process: what a stack frame's
@@ -68,6 +71,11 @@ func (s *ProcSource) Images(pid int) (Images, error) {
 	if err != nil {
 		return nil, err
 	}
+	return imagesOf(all), nil
+}
+
+// imagesOf keeps the executable file mappings of all, sorted by start.
+func imagesOf(all []procfs.Mapping) Images {
 	var im Images
 	for _, m := range all {
 		if m.Ino == 0 || !strings.Contains(m.Perms, "x") {
@@ -76,11 +84,6 @@ func (s *ProcSource) Images(pid int) (Images, error) {
 		im = append(im, Image{Start: m.Start, End: m.End, Offset: m.Offset,
 			File: FileID{Dev: m.Dev, Ino: m.Ino}, Path: strings.TrimSuffix(m.Path, " (deleted)")})
 	}
-	slices.SortFunc(im, func(a, b Image) int {
-		if a.Start < b.Start {
-			return -1
-		}
-		return 1
-	})
-	return im, nil
+	slices.SortFunc(im, func(a, b Image) int { return cmp.Compare(a.Start, b.Start) })
+	return im
 }

@@ -44,6 +44,24 @@ func (s *ProcSource) Mappings(pid int, files *FileSet) ([]Mapping, error) {
 	if err != nil {
 		return nil, err
 	}
+	return probedMappings(all, files), nil
+}
+
+// MappingsAndImages is Mappings and, when pid maps a probed file, Images,
+// from one read of /proc/PID/maps (the start-up scan, with stacks).
+func (s *ProcSource) MappingsAndImages(pid int, files *FileSet) ([]Mapping, Images, error) {
+	all, err := s.fs.Maps(pid)
+	if err != nil {
+		return nil, nil, err
+	}
+	maps := probedMappings(all, files)
+	if len(maps) == 0 {
+		return nil, nil, nil
+	}
+	return maps, imagesOf(all), nil
+}
+
+func probedMappings(all []procfs.Mapping, files *FileSet) []Mapping {
 	var found []Mapping
 	for _, m := range all {
 		if m.Ino == 0 {
@@ -60,7 +78,7 @@ func (s *ProcSource) Mappings(pid int, files *FileSet) ([]Mapping, error) {
 		}
 		found = append(found, mapping)
 	}
-	return found, nil
+	return found
 }
 
 // Threads lists pid's threads.

@@ -33,7 +33,7 @@ func (s *Session) recordInitialProcesses() error {
 			if s.finder.Lookup(p.PID) != nil {
 				continue
 			}
-			p.Maps, _ = src.Mappings(p.PID, files)
+			p.Maps, p.Images, _ = s.readMaps(p.PID, files)
 			if len(p.Maps) == 0 {
 				s.warnf("pid %d (%s) maps no probed file now: no hits from it unless it loads one later", p.PID, p.Comm)
 			}
@@ -57,12 +57,12 @@ func (s *Session) recordInitialProcesses() error {
 		if pids[i] == self {
 			return nil
 		}
-		maps, err := src.Mappings(pids[i], files)
+		maps, images, err := s.readMaps(pids[i], files)
 		if err != nil || len(maps) == 0 {
 			return nil // exited during the scan, or maps no probed file
 		}
 		if p, err := src.Process(pids[i]); err == nil {
-			p.Maps, p.Via = maps, "scan"
+			p.Maps, p.Images, p.Via = maps, images, "scan"
 			found[i] = p
 		}
 		return nil
@@ -73,6 +73,16 @@ func (s *Session) recordInitialProcesses() error {
 		}
 	}
 	return nil
+}
+
+// readMaps reads pid's mappings of the probed files and, with stacks, its
+// executable mappings, from one read of /proc/PID/maps.
+func (s *Session) readMaps(pid int, files *finder.FileSet) ([]finder.Mapping, finder.Images, error) {
+	if s.cfg.StackDepth > 0 {
+		return s.proc.MappingsAndImages(pid, files)
+	}
+	maps, err := s.proc.Mappings(pid, files)
+	return maps, nil, err
 }
 
 // recordDescendants records the existing descendants of the recorded
